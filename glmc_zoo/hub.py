@@ -1,0 +1,263 @@
+"""The one weights format (timm's Hub layout), loading by any model reference, and conversion of
+the authors' released checkpoints.
+
+A weights folder holds `model.safetensors`, a timm `config.json` (with a `glmc` block for what
+timm's config has no field for: metrics, provenance, the training config) and a model card
+`README.md`. It loads with `timm.create_model("local-dir:DIR", pretrained=True)`, and from the Hub
+(or its offline cache) with `hf-hub:ORG/NAME`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from glmc_zoo._meta import HF_ORG, __version__
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+
+
+class ModelLoadError(RuntimeError):
+    """A model reference, weights folder or checkpoint that cannot be loaded, with the fix."""
+
+
+class CheckpointError(ModelLoadError):
+    """A released checkpoint that is unsafe, unreadable or does not fit the architecture."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving model references
+# ---------------------------------------------------------------------------------------------
+
+
+def create_model(ref: str, pretrained: bool = True, **kwargs) -> torch.nn.Module:
+    """Build a GLMC model from any reference, in eval mode:
+
+    - a registry name or `arch.tag` (`glmc_resnet32_w16.cifar10_lt_if100_jpeg`);
+    - `hf-hub:ORG/NAME` (the Hub, or its local cache with `HF_HUB_OFFLINE=1`);
+    - `local-dir:DIR` or a plain path to a weights folder.
+    """
+    import timm
+
+    import glmc_zoo  # noqa: F401  (registers the architectures)
+
+    if not ref.startswith(("hf-hub:", "local-dir:")) and (os.sep in ref or Path(ref).is_dir()):
+        ref = f"local-dir:{ref}"
+    if ref.startswith("local-dir:"):
+        _check_weights_folder(Path(ref[len("local-dir:"):]))
+    elif not ref.startswith("hf-hub:"):
+        arch = ref.split(".", 1)[0]
+        if not timm.is_model(arch) or not arch.startswith("glmc_"):
+            import difflib
+
+            names = timm.list_models("glmc_*", pretrained=True) + timm.list_models("glmc_*")
+            close = difflib.get_close_matches(ref, names, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ModelLoadError(f"unknown model {ref!r}.{hint} `glmc-zoo list --pretrained` shows them all; "
+                                 f"a weights folder is given as local-dir:DIR.")
+    try:
+        model = timm.create_model(ref, pretrained=pretrained, **kwargs)
+    except ModelLoadError:
+        raise
+    except (OSError, RuntimeError, ValueError) as e:
+        raise ModelLoadError(_explain_load_failure(ref, e)) from e
+    return model.eval()
+
+
+def _check_weights_folder(path: Path) -> None:
+    if not path.is_dir():
+        raise ModelLoadError(f"{path}: not a directory. A weights folder holds {WEIGHTS_NAME} and {CONFIG_NAME} "
+                             f"(write one with `glmc-zoo convert` or `glmc_zoo.hub.save_pretrained`).")
+    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (path / n).is_file()]
+    if missing:
+        raise ModelLoadError(f"{path}: missing {', '.join(missing)}. A weights folder holds {WEIGHTS_NAME} and "
+                             f"{CONFIG_NAME} (write one with `glmc-zoo convert` or `glmc_zoo.hub.save_pretrained`).")
+
+
+def _explain_load_failure(ref: str, e: Exception) -> str:
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    msg = str(e)
+    chain = [e, e.__cause__, e.__context__]
+    if any(isinstance(c, (LocalEntryNotFoundError, OfflineModeIsEnabled)) for c in chain) or "offline" in msg.lower():
+        repo = ref[len("hf-hub:"):] if ref.startswith("hf-hub:") else ref
+        return (f"{ref}: the files are not in the local Hugging Face cache and the Hub cannot be reached "
+                f"(offline). Fetch them once with network access: `huggingface-cli download {repo}` "
+                f"(or unset HF_HUB_OFFLINE), or point to a local folder with local-dir:DIR. Cause: {msg}")
+    return f"{ref}: {msg}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving in the one format
+# ---------------------------------------------------------------------------------------------
+
+
+def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | None = None,
+                    card: str | None = None) -> Path:
+    """Write `model` as `model.safetensors` + `config.json` (+ model card) into `directory`.
+
+    The folder is built next to its destination and renamed into place, so an interrupted save
+    never leaves a half-written weights folder. `glmc` is stored in config.json under "glmc"
+    (metrics, provenance, training config); `card` is the model card's markdown body.
+    """
+    from timm.models import save_for_hf
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        info = dict(glmc or {})
+        info.setdefault("glmc_zoo_version", __version__)
+        model_config = dict(glmc=info, label_names=list(model.pretrained_cfg.get("label_names") or []) or None)
+        if model_config["label_names"] is None:
+            model_config.pop("label_names")
+        was_training = model.training
+        save_for_hf(model.eval(), tmp, model_config=model_config, safe_serialization=True)
+        model.train(was_training)
+        (tmp / CARD_NAME).write_text(card if card is not None else model_card(model, info))
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def model_card(model: torch.nn.Module, glmc: dict) -> str:
+    """A Hub model card (YAML metadata + markdown) from the model and its `glmc` block."""
+    cfg = model.pretrained_cfg
+    arch = cfg.get("architecture", "glmc")
+    name = f"{arch}.{cfg['tag']}" if cfg.get("tag") else arch
+    metrics = glmc.get("measured") or glmc.get("reported") or {}
+    lines = ["---", "library_name: timm", "license: mit", "pipeline_tag: image-classification", "tags:",
+             "- image-classification", "- timm", "- glmc", "- long-tailed"]
+    if glmc.get("dataset"):
+        lines += ["datasets:", f"- {glmc['dataset']}"]
+    if metrics.get("top1") is not None:
+        lines += ["metrics:", "- accuracy"]
+    lines += ["---", "", f"# {name}", "",
+              "A GLMC (Global and Local Mixture Consistency cumulative learning, CVPR 2023) classifier. "
+              "Inference uses the rebalanced head `fc_cb`.", ""]
+    if metrics:
+        kind = "Measured" if glmc.get("measured") else "Reported"
+        lines += [f"## {kind} accuracy", "", "| metric | value (%) |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in metrics.items() if isinstance(v, (int, float))]
+        if glmc.get("metrics_note"):
+            lines += ["", glmc["metrics_note"]]
+        lines.append("")
+    for key, title in (("recipe", "Recipe"), ("command", "Command"), ("data", "Data")):
+        if glmc.get(key):
+            body = f"```\n{glmc[key]}\n```" if key == "command" else str(glmc[key])
+            lines += [f"## {title}", "", body, ""]
+    lines += ["## Usage", "", "```python", "import glmc_zoo, timm",
+              f"model = timm.create_model('hf-hub:{HF_ORG}/{name}', pretrained=True).eval()", "```", "",
+              "## Citation", "", "```bibtex",
+              "@inproceedings{du2023glmc,", "  title={Global and Local Mixture Consistency Cumulative Learning "
+              "for Long-tailed Visual Recognitions},",
+              "  author={Du, Fei and Yang, Peng and Jia, Qi and Nan, Fengtao and Chen, Xiaoting and Yang, Yun},",
+              "  booktitle={CVPR}, year={2023}}", "```", ""]
+    return "\n".join(lines)
+
+
+def read_config(directory: str | Path) -> dict:
+    return json.loads((Path(directory) / CONFIG_NAME).read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' released checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def load_released_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a released `.pth.tar` (`{'epoch', 'state_dict', 'best_acc1'}`, or a bare state dict),
+    with `torch.load(weights_only=True)` only; strip a DataParallel `module.` prefix.
+
+    A file whose unpickling would run code (or anything but tensors and plain containers) is
+    refused: nothing it contains is executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file. Give the path of the authors' ckpt.pth.tar.")
+    if not zipfile.is_zipfile(path) and path.read_bytes()[:2] != b"\x80\x02" and path.stat().st_size < 64:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (too small and not a torch.save archive).")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused. It is not a plain weights checkpoint: unpickling it would need "
+            f"{_first_line(e)}. Nothing in it was run. Only checkpoints of tensors and plain containers "
+            f"are loaded (torch.load weights_only=True); re-save it as a state dict if you trust its source."
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({_first_line(e)}). "
+                              f"Is it complete (not truncated) and a torch.save file?") from e
+    sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"{path}: holds no state dict (expected {{'state_dict': ...}} or a bare "
+                              f"mapping of parameter names to tensors).")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
+    """Raise a `CheckpointError` listing every missing, unexpected and mis-shaped key."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(sd) if sd[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        parts = []
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+            if items:
+                more = f" ... (+{len(items) - 20} more)" if len(items) > 20 else ""
+                parts.append(f"{title} ({len(items)}): {', '.join(items[:20])}{more}")
+        raise CheckpointError(f"{source} does not fit {model.pretrained_cfg.get('architecture')} with "
+                              f"num_classes={model.num_classes}. " + "; ".join(parts) +
+                              ". Check --model and --num-classes.")
+
+
+def convert_checkpoint(checkpoint: str | Path, arch: str, num_classes: int, output: str | Path,
+                       tag: str | None = None) -> Path:
+    """Convert an authors' `.pth.tar` into a weights folder (safetensors + config + card).
+
+    `tag` picks the pretrained entry whose preprocessing and labels the folder carries (e.g.
+    `cifar100_lt_if100`); without it the architecture's default entry is used, with its labels
+    dropped when `num_classes` differs.
+    """
+    import timm
+
+    import glmc_zoo  # noqa: F401
+
+    name = f"{arch}.{tag}" if tag else arch
+    if not timm.is_model(arch) or not arch.startswith("glmc_"):
+        raise CheckpointError(f"unknown architecture {arch!r}: use one of {', '.join(timm.list_models('glmc_*'))}")
+    sd = load_released_state_dict(checkpoint)
+    model = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    check_state_dict(model, sd, str(checkpoint))
+    model.load_state_dict(sd, strict=True)
+    if model.pretrained_cfg.get("num_classes") != num_classes:
+        from glmc_zoo.labels import index_labels
+
+        model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=index_labels(num_classes))
+    from glmc_zoo.models import pretrained_meta
+
+    meta = pretrained_meta(name)
+    glmc = dict(converted_from=Path(checkpoint).name, reported=meta.get("reported") or {},
+                reported_source=meta.get("reported_source"))
+    return save_pretrained(model, output, glmc=glmc)

@@ -1,0 +1,398 @@
+"""GLMC ResNets: the CIFAR ResNet-32 (as released, width 64, and the usual width 16) and the
+ImageNet-style ResNet-50 / ResNeXt-50 32x4d, each with GLMC's four heads.
+
+Layouts and parameter names follow the authors' released checkpoints (../shared/GLMC_REFERENCE.md,
+section 2), so a released state dict loads after stripping a `module.` prefix.
+
+Heads (all models):
+    fc               Linear(F, C)   the plain (uniform-sampling) classifier, trained with L_bal
+    fc_cb            Linear(F, C)   the rebalanced classifier, trained with L_rebal; used at inference
+    projection_head  Linear(F, P)   z, the consistency representation
+    contrast_head    Linear(P, P)   p, the SimSiam-style prediction head
+
+`forward(x)` returns the `fc_cb` logits, the head every reported GLMC number uses.
+`forward_train(x)` returns all four outputs as a `GLMCOutput` named tuple.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import SelectAdaptivePool2d
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._builder import resolve_pretrained_cfg
+from timm.models.resnet import Bottleneck, ResNet
+
+from glmc_zoo._meta import HF_ORG
+from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
+
+__all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet"]
+
+
+class GLMCOutput(NamedTuple):
+    """The four outputs of a GLMC training forward pass."""
+
+    logits: torch.Tensor  # (B, C) from `fc`
+    logits_cb: torch.Tensor  # (B, C) from `fc_cb`
+    z: torch.Tensor  # (B, P) projection
+    p: torch.Tensor  # (B, P) prediction
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks
+# ---------------------------------------------------------------------------------------------
+
+
+class ShortcutA(nn.Module):
+    """Parameter-free "option A" shortcut: subsample by 2 and zero-pad channels by planes // 4 on
+    each side (as in the released CIFAR ResNet-32; it has no `shortcut` keys)."""
+
+    def __init__(self, planes: int):
+        super().__init__()
+        self.pad = planes // 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class CifarBasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.act2 = nn.ReLU(inplace=True)
+        self.shortcut = ShortcutA(planes) if stride != 1 or in_planes != planes else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Model classes
+# ---------------------------------------------------------------------------------------------
+
+
+class GLMCResNet(nn.Module):
+    """The GLMC heads and the timm model contract, shared by every backbone.
+
+    Subclasses build the stem and stages, set `num_features` and `feature_info`, and implement
+    `forward_intermediates` (the output of the stem and of each stage).
+    """
+
+    num_features: int
+    feature_info: list[dict]
+
+    def _init_heads(self, num_classes: int, proj_dim: int, global_pool: str) -> None:
+        self.num_classes = num_classes
+        self.proj_dim = proj_dim
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.fc_cb = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.projection_head = nn.Sequential(nn.Linear(self.num_features, proj_dim))
+        self.contrast_head = nn.Sequential(nn.Linear(proj_dim, proj_dim))
+
+    # -- timm contract --------------------------------------------------------------------------
+    def get_classifier(self) -> nn.Module:
+        """The inference classifier, `fc_cb`."""
+        return self.fc_cb
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """Replace both class heads (`fc` and `fc_cb`) with fresh ones for `num_classes`."""
+        self.num_classes = num_classes
+        if global_pool is not None:
+            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        for name in ("fc", "fc_cb"):
+            head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+            if isinstance(head, nn.Linear):
+                nn.init.kaiming_normal_(head.weight)
+            setattr(self, name, head)
+
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> the last stage's unpooled map (B, F, h, w)."""
+        return self.forward_intermediates(x)[-1]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """(B, F, h, w) -> (B, F) pooled features if `pre_logits`, else (B, C) `fc_cb` logits."""
+        x = self.global_pool(x)
+        return x if pre_logits else self.fc_cb(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, C) logits of the rebalanced head `fc_cb` (GLMC's inference head)."""
+        return self.forward_head(self.forward_features(x))
+
+    # -- GLMC training outputs -----------------------------------------------------------------
+    def forward_train(self, x: torch.Tensor) -> GLMCOutput:
+        """(B, 3, H, W) -> logits of `fc` and `fc_cb`, projection z and prediction p."""
+        feat = self.global_pool(self.forward_features(x))  # (B, F)
+        z = self.projection_head(feat)  # (B, P)
+        return GLMCOutput(self.fc(feat), self.fc_cb(feat), z, self.contrast_head(z))
+
+
+class GLMCCifarResNet(GLMCResNet):
+    """CIFAR ResNet-(6n+2) with option-A shortcuts, as in the GLMC release.
+
+    `widths=(64, 128, 256)` is the released "ResNet-32"; `(16, 32, 64)` is the usual one (16x less
+    compute) that most long-tail papers use.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 100,
+        widths: tuple[int, int, int] = (64, 128, 256),
+        blocks_per_stage: int = 5,
+        proj_dim: int = 128,
+        in_chans: int = 3,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.act1 = nn.ReLU(inplace=True)
+        in_planes = widths[0]
+        self.feature_info = [dict(num_chs=widths[0], reduction=1, module="act1")]
+        for i, (planes, stride) in enumerate(zip(widths, (1, 2, 2)), start=1):
+            blocks = []
+            for b in range(blocks_per_stage):
+                blocks.append(CifarBasicBlock(in_planes, planes, stride if b == 0 else 1))
+                in_planes = planes
+            setattr(self, f"layer{i}", nn.Sequential(*blocks))
+            self.feature_info.append(dict(num_chs=planes, reduction=2 ** (i - 1), module=f"layer{i}"))
+        self.num_features = widths[-1]
+        self._init_heads(num_classes, proj_dim, global_pool)
+        # The release applies Kaiming-normal to every Conv2d and Linear weight; biases and BN keep
+        # PyTorch's defaults.
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, 32, 32) -> [stem (B, w0, 32, 32), layer1, layer2 (16x16), layer3 (8x8)]."""
+        x = self.act1(self.bn1(self.conv1(x)))
+        out = [x]
+        for layer in (self.layer1, self.layer2, self.layer3):
+            x = layer(x)
+            out.append(x)
+        return out
+
+
+class GLMCImageNetResNet(GLMCResNet):
+    """ImageNet-style ResNet / ResNeXt with torchvision's layout and parameter names (the stages
+    are timm's `Bottleneck`s, whose names match torchvision's)."""
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        layers: tuple[int, ...] = (3, 4, 6, 3),
+        cardinality: int = 1,
+        base_width: int = 64,
+        proj_dim: int = 256,
+        in_chans: int = 3,
+        global_pool: str = "avg",
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        # Borrow timm's stem and stages; the reference does not zero-init the last BN of a block.
+        trunk = ResNet(
+            Bottleneck, list(layers), num_classes=0, in_chans=in_chans, cardinality=cardinality,
+            base_width=base_width, zero_init_last=False,
+        )
+        for name in ("conv1", "bn1", "act1", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(trunk, name))
+        self.feature_info = trunk.feature_info
+        self.num_features = trunk.num_features
+        self._init_heads(num_classes, proj_dim, global_pool)
+        for m in (self.fc, self.fc_cb, self.projection_head[0], self.contrast_head[0]):
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, 224, 224) -> [stem (B, 64, 112, 112), layer1 (56), layer2 (28), layer3 (14),
+        layer4 (B, 2048, 7, 7)]."""
+        x = self.act1(self.bn1(self.conv1(x)))
+        out = [x]
+        x = self.maxpool(x)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            out.append(x)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# features_only: the real stage outputs, taken from forward_intermediates
+# ---------------------------------------------------------------------------------------------
+
+
+class GLMCFeatures(nn.Module):
+    """`features_only=True` wrapper: returns the outputs of the stem and stages chosen by
+    `out_indices`, computed by the model's own forward (so no functional op is skipped)."""
+
+    def __init__(self, model: GLMCResNet, out_indices: tuple[int, ...] | None = None):
+        super().__init__()
+        n = len(model.feature_info)
+        self.out_indices = tuple(range(n)) if out_indices is None else tuple(i % n for i in out_indices)
+        for name in ("fc", "fc_cb", "projection_head", "contrast_head", "global_pool"):
+            setattr(model, name, nn.Identity())
+        self.model = model
+        self.feature_info = _FeatureInfo([model.feature_info[i] for i in self.out_indices])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.model.forward_intermediates(x)
+        return [feats[i] for i in self.out_indices]
+
+
+class _FeatureInfo(list):
+    """A list of feature dicts with timm's `channels()` / `reduction()` accessors."""
+
+    def channels(self) -> list[int]:
+        return [f["num_chs"] for f in self]
+
+    def reduction(self) -> list[int]:
+        return [f["reduction"] for f in self]
+
+
+class WeightsNotAvailableError(RuntimeError):
+    """Raised when `pretrained=True` names a tag whose weights are not published anywhere yet."""
+
+
+def _check_weights_available(variant: str, kwargs: dict) -> None:
+    cfg = resolve_pretrained_cfg(variant, pretrained_cfg=kwargs.get("pretrained_cfg"),
+                                 pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+    name = f"{variant}.{cfg.tag}" if cfg.tag else variant
+    if cfg.source in ("hf-hub", "local-dir") or cfg.file or cfg.state_dict:
+        return  # an explicit source given by the user: let it load (or fail) on its own terms
+    meta = GLMC_META.get(name, {})
+    if meta.get("weights") != "bundled":
+        raise WeightsNotAvailableError(
+            f"{name}: {meta.get('weights_note', 'no pretrained weights exist for this model')}. "
+            f"Use pretrained=False for random init, or load a converted folder with "
+            f"timm.create_model('local-dir:DIR', pretrained=True)."
+        )
+
+
+def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwargs) -> nn.Module:
+    if pretrained:
+        _check_weights_available(variant, kwargs)
+    features_only = kwargs.pop("features_only", False)
+    out_indices = kwargs.pop("out_indices", None)
+    model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
+    if features_only:
+        model = GLMCFeatures(model, tuple(out_indices) if out_indices is not None else None)
+        model.pretrained_cfg = model.model.pretrained_cfg
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# Pretrained configurations: one entry per weight set. timm reads `default_cfgs`; the GLMC-only
+# metadata (weights status, reported metrics and their source) lives in `GLMC_META`, split off the
+# same table so the two cannot disagree.
+# ---------------------------------------------------------------------------------------------
+
+_CIFAR10_MEAN, _CIFAR10_STD = (0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)
+_CIFAR100_MEAN, _CIFAR100_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # as the GLMC code
+_INAT_MEAN, _INAT_STD = (0.466, 0.471, 0.380), (0.195, 0.194, 0.192)
+_PAPER = "arXiv:2305.08661"
+_RELEASE_NOTE = (
+    "the authors' checkpoint is on a file-sharing drive, not yet on the Hub: download it and run "
+    "`glmc-zoo convert CKPT --model ARCH --num-classes N --output DIR`"
+)
+_README = "GLMC authors' README (best epoch, selected on the test set)"
+
+
+def _entry(arch_tag: str, *, num_classes: int, labels, metrics: dict | None = None,
+           source: str | None = None, weights: str = "not_published",
+           weights_note: str = _RELEASE_NOTE, **cfg) -> dict:
+    hub = dict(hf_hub_id=f"{HF_ORG}/{arch_tag}") if "." in arch_tag else {}
+    timm_cfg = dict(
+        num_classes=num_classes, label_names=tuple(labels), first_conv="conv1",
+        classifier=("fc_cb", "fc"), paper_ids=_PAPER, license="mit", **hub, **cfg,
+    )
+    meta = dict(weights=weights, weights_note=weights_note, reported=metrics or {},
+                reported_source=source)
+    return dict(timm=timm_cfg, glmc=meta)
+
+
+def _cifar(arch_tag: str, c: int, top1: float | None = None, **kw) -> dict:
+    mean, std = (_CIFAR10_MEAN, _CIFAR10_STD) if c == 10 else (_CIFAR100_MEAN, _CIFAR100_STD)
+    labels = CIFAR10_LABELS if c == 10 else CIFAR100_LABELS
+    metrics = dict(top1=top1) if top1 is not None else kw.pop("metrics", None)
+    kw.setdefault("source", _README if top1 is not None else None)
+    return _entry(arch_tag, num_classes=c, labels=labels, metrics=metrics, input_size=(3, 32, 32),
+                  pool_size=(8, 8), crop_pct=1.0, interpolation="bilinear", mean=mean, std=std, **kw)
+
+
+def _imagenet_style(arch_tag: str, c: int, labels, metrics: dict | None = None, **kw) -> dict:
+    kw.setdefault("source", _README if metrics else None)
+    return _entry(arch_tag, num_classes=c, labels=labels, metrics=metrics, input_size=(3, 224, 224),
+                  pool_size=(7, 7), crop_pct=0.875, interpolation="bilinear", **kw)
+
+
+_NO_WEIGHTS = dict(weights="none", weights_note="architecture only: no GLMC weights were released")
+
+_TABLE = {
+    # Released "updated" CIFAR runs (reference sections 3 and 8): width-64 ResNet-32.
+    "glmc_resnet32.cifar10_lt_if100": _cifar("glmc_resnet32.cifar10_lt_if100", 10, 88.50),
+    "glmc_resnet32.cifar10_lt_if50": _cifar("glmc_resnet32.cifar10_lt_if50", 10, 91.04),
+    "glmc_resnet32.cifar10_lt_if10": _cifar("glmc_resnet32.cifar10_lt_if10", 10, 94.87),
+    "glmc_resnet32.cifar100_lt_if100": _cifar("glmc_resnet32.cifar100_lt_if100", 100, 57.97),
+    "glmc_resnet32.cifar100_lt_if50": _cifar("glmc_resnet32.cifar100_lt_if50", 100, 63.78),
+    "glmc_resnet32.cifar100_lt_if10": _cifar("glmc_resnet32.cifar100_lt_if10", 100, 73.40),
+    "glmc_resnet32_w16": _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS),
+    "glmc_resnext50_32x4d.imagenet_lt": _imagenet_style(
+        "glmc_resnext50_32x4d.imagenet_lt", 1000, imagenet_labels(),
+        dict(top1=56.3, many=70.1, medium=52.4, few=30.4)),
+    "glmc_resnext50_32x4d.imagenet_lt_bs": _imagenet_style(
+        "glmc_resnext50_32x4d.imagenet_lt_bs", 1000, imagenet_labels(),
+        dict(top1=57.21, many=64.76, medium=55.67, few=42.19)),
+    "glmc_resnext50_32x4d.inat2018": _imagenet_style(
+        "glmc_resnext50_32x4d.inat2018", 8142, index_labels(8142),
+        dict(top1=72.21, many=64.60, medium=73.16, few=73.01), mean=_INAT_MEAN, std=_INAT_STD),
+    "glmc_resnet50": _imagenet_style("glmc_resnet50", 1000, imagenet_labels(), **_NO_WEIGHTS),
+}
+
+default_cfgs = generate_default_cfgs({k: v["timm"] for k, v in _TABLE.items()})
+GLMC_META: dict[str, dict] = {k: v["glmc"] for k, v in _TABLE.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------
+
+
+@register_model
+def glmc_resnet32(pretrained: bool = False, **kwargs) -> GLMCCifarResNet:
+    """GLMC CIFAR ResNet-32 exactly as released: widths 64/128/256 (7.4M params, 1.1 GMAC)."""
+    args = dict(widths=(64, 128, 256), proj_dim=128)
+    return _create(GLMCCifarResNet, "glmc_resnet32", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def glmc_resnet32_w16(pretrained: bool = False, **kwargs) -> GLMCCifarResNet:
+    """GLMC CIFAR ResNet-32 at the usual widths 16/32/64 (0.47M params, 0.07 GMAC)."""
+    args = dict(widths=(16, 32, 64), proj_dim=128)
+    return _create(GLMCCifarResNet, "glmc_resnet32_w16", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def glmc_resnet50(pretrained: bool = False, **kwargs) -> GLMCImageNetResNet:
+    """GLMC ResNet-50 (torchvision layout) with GLMC heads."""
+    args = dict(layers=(3, 4, 6, 3), proj_dim=256)
+    return _create(GLMCImageNetResNet, "glmc_resnet50", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def glmc_resnext50_32x4d(pretrained: bool = False, **kwargs) -> GLMCImageNetResNet:
+    """GLMC ResNeXt-50 32x4d (torchvision layout), the ImageNet-LT / iNaturalist 2018 model."""
+    args = dict(layers=(3, 4, 6, 3), cardinality=32, base_width=4, proj_dim=256)
+    return _create(GLMCImageNetResNet, "glmc_resnext50_32x4d", pretrained, **dict(args, **kwargs))

@@ -1,0 +1,326 @@
+"""Long-tailed data for GLMC (reference section 4).
+
+Sources: torchvision's CIFAR-10/100 on-disk format, image folders (`DIR/train/<class>/*`,
+`DIR/test/<class>/*` or `val/`), and ImageNet-LT / iNaturalist split lists ("relative/path label").
+Small images (side <= 64, CIFAR-like) are decoded once into a uint8 tensor and augmented in
+batches on the training device; larger ones are read from files by DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+CIFAR10_JPEG_SHA256 = "64197f78d86f900d545fa29e70423601f904c78fff281668a16c712dcb638c88"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class DataError(ValueError):
+    """A dataset path or layout that cannot be used, with what to do about it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The long-tailed profile and the two sample selections
+# ---------------------------------------------------------------------------------------------
+
+
+def long_tail_counts(n_max: int, num_classes: int, imbalance_factor: float) -> list[int]:
+    """n_i = int(n_max * IF^(-i / (C - 1))) for class i of C (the exponential profile)."""
+    if imbalance_factor < 1:
+        raise DataError(f"imbalance factor {imbalance_factor} < 1: use 1 (keep as is), 10, 50, 100, ...")
+    if num_classes == 1:
+        return [n_max]
+    return [int(n_max * imbalance_factor ** (-i / (num_classes - 1))) for i in range(num_classes)]
+
+
+def select_long_tail(targets: np.ndarray, counts: list[int], method: str, seed: int) -> np.ndarray:
+    """Indices (into `targets`, dataset order) of the kept training images.
+
+    - "standard" (LDAM-DRW and most papers): seed 0; per class in label order, shuffle that class's
+      indices (dataset order) and keep the first n_i. `seed` is ignored: the split is fixed.
+    - "glmc": seeded with `seed` (3407 in the release); per class, `choice(n_in_class, n_i,
+      replace=False)` over that class's images in dataset order.
+    - "glmc_with_replacement": the same with replace=True, as the code before 2023-05-23 did (it
+      produced the paper's numbers; duplicates are kept).
+    """
+    targets = np.asarray(targets)
+    if method == "standard":
+        rng = np.random.RandomState(0)
+    elif method in ("glmc", "glmc_with_replacement"):
+        rng = np.random.RandomState(seed)
+    else:
+        raise DataError(f"unknown split {method!r}: use standard, glmc or glmc_with_replacement")
+    keep = []
+    for c, n in enumerate(counts):
+        idx = np.flatnonzero(targets == c)
+        if n > len(idx):
+            raise DataError(f"class {c} has {len(idx)} images but the profile asks for {n}")
+        if method == "standard":
+            idx = idx.copy()
+            rng.shuffle(idx)
+            keep.append(idx[:n])
+        else:
+            keep.append(idx[rng.choice(len(idx), n, replace=method == "glmc_with_replacement")])
+    return np.concatenate(keep).astype(np.int64)
+
+
+def shot_groups(train_counts: list[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """Class indices of the many (n > 100), medium (20 < n <= 100) and few (n <= 20) groups."""
+    n = np.asarray(train_counts)
+    return dict(many=np.flatnonzero(n > 100), medium=np.flatnonzero((n > 20) & (n <= 100)),
+                few=np.flatnonzero(n <= 20))
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """One side (train or test) of a dataset: decoded images or file paths, and labels."""
+
+    targets: np.ndarray  # (N,) int64
+    images: np.ndarray | None = None  # (N, H, W, 3) uint8, for small images
+    paths: list[str] | None = None  # for file-based data
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, indices: np.ndarray) -> Split:
+        return Split(self.targets[indices],
+                     None if self.images is None else self.images[indices],
+                     None if self.paths is None else [self.paths[i] for i in indices])
+
+
+@dataclass
+class LongTailedData:
+    train: Split
+    test: Split
+    classes: list[str]
+    train_indices: np.ndarray  # positions in the full training set that were kept
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def class_counts(self) -> list[int]:
+        return np.bincount(self.train.targets, minlength=len(self.classes)).tolist()
+
+    @property
+    def in_memory(self) -> bool:
+        return self.train.images is not None
+
+
+def _list_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory. Expected DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DataError(f"{root}: no class folders. Put each class's images in {root}/<class>/")
+    paths, targets = [], []
+    for c, name in enumerate(classes):
+        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        paths += [str(p) for p in files]
+        targets += [c] * len(files)
+    return classes, paths, np.asarray(targets, dtype=np.int64)
+
+
+def _decode_all(paths: list[str], size: int) -> np.ndarray:
+    """Decode image files to (N, size, size, 3) uint8 (resized with bilinear where needed)."""
+    from PIL import Image
+
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            out[i] = np.asarray(im)
+    return out
+
+
+def _peek_side(path: str) -> int:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return max(im.size)
+
+
+def _full_folder_split(root: Path, image_size: int) -> tuple[list[str], Split]:
+    classes, paths, targets = _list_folder(root)
+    if image_size <= 64 and _peek_side(paths[0]) <= 64:
+        return classes, Split(targets, images=_decode_all(paths, image_size))
+    return classes, Split(targets, paths=paths)
+
+
+def _mean_std(images: np.ndarray) -> tuple[tuple, tuple]:
+    x = images.reshape(-1, 3).astype(np.float64) / 255.0
+    return tuple(x.mean(0).round(8).tolist()), tuple(x.std(0).round(8).tolist())
+
+
+def load_image_folder(root: str | Path, image_size: int = 32, imbalance_factor: float = 1.0,
+                      split: str = "standard", seed: int = 3407, max_images_per_class: int = 0,
+                      mean: tuple | None = None, std: tuple | None = None) -> LongTailedData:
+    """`root/train/<class>/*` and `root/test/<class>/*` (or `val/`), made long-tailed with the
+    exponential profile when `imbalance_factor` > 1, else used as it is.
+
+    With `imbalance_factor` > 1 the folder must be balanced enough: class i needs n_i images with
+    n_max = the largest class (capped at `max_images_per_class` when given).
+    """
+    root = Path(root)
+    test_dir = root / "test" if (root / "test").is_dir() else root / "val"
+    if not (root / "train").is_dir() or not test_dir.is_dir():
+        raise DataError(f"{root}: expected {root}/train/<class>/ and {root}/test/<class>/ (or val/); "
+                        f"found {sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no such directory'}")
+    classes, train = _full_folder_split(root / "train", image_size)
+    test_classes, test = _full_folder_split(test_dir, image_size)
+    if test_classes != classes:
+        raise DataError(f"{test_dir}: class folders {test_classes[:5]}... differ from train's {classes[:5]}...")
+    keep = _long_tail_indices(train.targets, len(classes), imbalance_factor, split, seed, max_images_per_class)
+    if mean is None and train.images is not None:
+        mean, std = _mean_std(train.images[keep])
+    mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
+    return LongTailedData(train.subset(keep), test, classes, keep, tuple(mean), tuple(std))
+
+
+def _long_tail_indices(targets: np.ndarray, num_classes: int, imbalance_factor: float, split: str,
+                       seed: int, max_images_per_class: int) -> np.ndarray:
+    have = np.bincount(targets, minlength=num_classes)
+    if imbalance_factor <= 1 and not max_images_per_class:
+        return np.arange(len(targets))
+    n_max = int(have.max())
+    if max_images_per_class:
+        n_max = min(n_max, max_images_per_class)
+    counts = long_tail_counts(n_max, num_classes, imbalance_factor)
+    counts = [min(n, int(h)) for n, h in zip(counts, have)] if imbalance_factor <= 1 else counts
+    return select_long_tail(targets, counts, split, seed)
+
+
+CIFAR_STATS = {
+    "cifar10": ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)),
+    "cifar100": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),  # as the GLMC code
+}
+
+
+def load_cifar(name: str, root: str | Path, imbalance_factor: float, split: str, seed: int,
+               max_images_per_class: int = 0, download: bool = False) -> LongTailedData:
+    """CIFAR-10/100 in torchvision's on-disk format under `root` (downloaded when `download`)."""
+    from torchvision import datasets
+
+    cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
+    try:
+        tr, te = cls(str(root), train=True, download=download), cls(str(root), train=False, download=download)
+    except RuntimeError as e:
+        raise DataError(f"{root}: {name} not found in torchvision's format ({e}). Pass --data-root to a "
+                        f"folder holding it, or allow the download with --download.") from e
+    train = Split(np.asarray(tr.targets, dtype=np.int64), images=np.asarray(tr.data))
+    test = Split(np.asarray(te.targets, dtype=np.int64), images=np.asarray(te.data))
+    keep = _long_tail_indices(train.targets, len(tr.classes), imbalance_factor, split, seed, max_images_per_class)
+    mean, std = CIFAR_STATS[name]
+    return LongTailedData(train.subset(keep), test, list(tr.classes), keep, mean, std)
+
+
+def load_split_lists(root: str | Path, train_list: str | Path, test_list: str | Path,
+                     mean: tuple = IMAGENET_MEAN, std: tuple = IMAGENET_STD) -> LongTailedData:
+    """ImageNet-LT / iNaturalist 2018: "relative/path label" lines, paths under `root`."""
+    def read(list_file):
+        paths, targets = [], []
+        try:
+            lines = Path(list_file).read_text().splitlines()
+        except OSError as e:
+            raise DataError(f"{list_file}: cannot read the split list ({e.strerror})") from e
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            rel, _, label = line.rpartition(" ")
+            if not rel or not label.strip().isdigit():
+                raise DataError(f"{list_file}:{n}: expected 'relative/path label', got {line!r}")
+            paths.append(str(Path(root) / rel))
+            targets.append(int(label))
+        return Split(np.asarray(targets, dtype=np.int64), paths=paths)
+
+    train, test = read(train_list), read(test_list)
+    num_classes = int(max(train.targets.max(), test.targets.max())) + 1
+    return LongTailedData(train, test, [str(i) for i in range(num_classes)], np.arange(len(train)),
+                          tuple(mean), tuple(std))
+
+
+# ---------------------------------------------------------------------------------------------
+# The real CIFAR-10 JPEGs shipped beside the project (../shared/data)
+# ---------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GLMC_ZOO_CACHE", Path.home() / ".cache" / "glmc-zoo"))
+
+
+def find_cifar10_jpeg_archive() -> Path:
+    """`$GLMC_ZOO_CIFAR10_JPEG`, else `shared/data/cifar10-jpeg.tar.gz` beside or above the cwd."""
+    env = os.environ.get("GLMC_ZOO_CIFAR10_JPEG")
+    if env:
+        return Path(env)
+    for base in [Path.cwd(), *Path.cwd().parents, Path(__file__).resolve().parents[1].parent]:
+        for cand in (base / "shared" / "data" / "cifar10-jpeg.tar.gz", base / "data" / "cifar10-jpeg.tar.gz"):
+            if cand.is_file():
+                return cand
+    raise DataError("cifar10-jpeg.tar.gz not found: set GLMC_ZOO_CIFAR10_JPEG to its path "
+                    "(it lies in ../shared/data beside the project)")
+
+
+def cifar10_jpeg_root(archive: str | Path | None = None) -> Path:
+    """Unpack the CIFAR-10 JPEG archive once into the cache (keyed by its checksum) and return the
+    folder holding `train/` and `test/`. Unpacking goes to a temporary folder that is renamed into
+    place, so a killed unpack never leaves a half-filled cache."""
+    archive = Path(archive) if archive else find_cifar10_jpeg_archive()
+    target = cache_dir() / f"cifar10-jpeg-{CIFAR10_JPEG_SHA256[:16]}"
+    if (target / "test").is_dir() and (target / "train").is_dir():
+        return target
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    if digest != CIFAR10_JPEG_SHA256:
+        raise DataError(f"{archive}: sha256 {digest[:16]}... does not match the expected "
+                        f"{CIFAR10_JPEG_SHA256[:16]}...: the archive is damaged or a different file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".unpack-"))
+    try:
+        with tarfile.open(archive) as tf:
+            tf.extractall(tmp, filter="data")
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Batched augmentation of uint8 image tensors (the fast path: no per-sample Python work)
+# ---------------------------------------------------------------------------------------------
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """RandomCrop(S, padding=pad, zero fill) + RandomHorizontalFlip on a batch, each image drawn
+    independently. (B, 3, S, S) uint8 -> (B, 3, S, S) uint8, on x's device."""
+    b, _, s, _ = x.shape
+    dev = x.device
+    off = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(dev)  # (2, B) top, left
+    flip = (torch.rand(b, generator=generator) < 0.5).to(dev)  # (B,)
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # (B, 3, S+2p, S+2p), zero fill
+    ar = torch.arange(s, device=dev)
+    rows = (off[0][:, None] + ar)[:, None, :, None]  # (B, 1, S, 1)
+    cols = off[1][:, None] + ar  # (B, S)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # (B, 1, 1, S)
+    bi = torch.arange(b, device=dev)[:, None, None, None]
+    ci = torch.arange(3, device=dev)[None, :, None, None]
+    return xp[bi, ci, rows, cols]
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, S, S) -> float (B, 3, S, S): x / 255, then (x - mean) / std per channel."""
+    return (x.float() / 255.0 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)

@@ -1,0 +1,438 @@
+"""The GLMC training loop: one function, read top to bottom.
+
+Each epoch draws its sample plan (the uniform permutation and the rebalanced draws) from a
+generator seeded by (seed, epoch), and each step's augmentation, lambda and CutMix box from a step
+generator whose state is checkpointed, so a resumed run equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from glmc_zoo.training.configs import TrainConfig, config_from_dict
+from glmc_zoo.training.data import (
+    DataError,
+    LongTailedData,
+    cifar10_jpeg_root,
+    load_cifar,
+    load_image_folder,
+    load_split_lists,
+    normalize,
+    random_crop_flip,
+)
+from glmc_zoo.training.method import (
+    class_weights,
+    cumulative_alpha,
+    cutmix_box,
+    glmc_loss,
+    lr_at_epoch,
+    mix_global,
+    mix_local,
+    sample_lambda,
+)
+from glmc_zoo.training.metrics import plot_confusion, plot_per_class, predict_topk, summarize
+
+from glmc_zoo._meta import __version__
+
+CKPT_NAME = "checkpoint.pt"
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start or continue (bad resume file, mismatched config, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and device
+# ---------------------------------------------------------------------------------------------
+
+
+def load_data(cfg: TrainConfig, download: bool = False) -> LongTailedData:
+    """The long-tailed train split and the balanced test split that `cfg` names."""
+    root = cfg.data_root
+    if cfg.dataset in ("cifar10", "cifar100"):
+        return load_cifar(cfg.dataset, root or "./data", cfg.imbalance_factor, cfg.split, cfg.seed,
+                          cfg.max_images_per_class, download=download)
+    if cfg.dataset == "imagefolder":
+        folder = Path(root) if root else cifar10_jpeg_root()
+        return load_image_folder(folder, cfg.image_size, cfg.imbalance_factor, cfg.split, cfg.seed,
+                                 cfg.max_images_per_class)
+    if cfg.dataset in ("imagenet_lt", "inat2018"):
+        prefix = {"imagenet_lt": "ImageNet_LT", "inat2018": "iNaturalist18"}[cfg.dataset]
+        root = Path(root or ".")
+        mean_std = {} if cfg.dataset == "imagenet_lt" else dict(mean=(0.466, 0.471, 0.380), std=(0.195, 0.194, 0.192))
+        test_name = "val" if cfg.dataset == "inat2018" else "test"
+        return load_split_lists(root, root / f"{prefix}_train.txt", root / f"{prefix}_{test_name}.txt", **mean_std)
+    raise DataError(f"unknown dataset {cfg.dataset!r}: use cifar10, cifar100, imagefolder, imagenet_lt or inat2018")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
+                         f"cuda build {torch.version.cuda}). Use --device cpu.")
+    return torch.device(device)
+
+
+class _Batches:
+    """Turns index batches into pairs of augmented, normalised views.
+
+    In-memory data: the uint8 images live on the training device and are augmented there in one
+    batched op per view (no per-sample Python work). File data: DataLoader workers decode and
+    augment with the ImageNet-style pipeline.
+    """
+
+    def __init__(self, data: LongTailedData, cfg: TrainConfig, device: torch.device):
+        self.device, self.cfg = device, cfg
+        self.mean = torch.tensor(data.mean, device=device)
+        self.std = torch.tensor(data.std, device=device)
+        if data.in_memory:
+            self.train_u8 = torch.from_numpy(data.train.images).permute(0, 3, 1, 2).contiguous().to(device)
+            self.test_u8 = torch.from_numpy(data.test.images).permute(0, 3, 1, 2).contiguous().to(device)
+        else:
+            from glmc_zoo.training.files import file_datasets
+
+            self.train_ds, self.test_ds = file_datasets(data, cfg.image_size)
+        self.data = data
+
+    def views(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """idx (B,) -> two independently augmented views, each (B, 3, S, S) float."""
+        if hasattr(self, "train_u8"):
+            x = self.train_u8[idx.to(self.device)]
+            return (normalize(random_crop_flip(x, generator), self.mean, self.std),
+                    normalize(random_crop_flip(x, generator), self.mean, self.std))
+        v1, v2 = zip(*(self.train_ds[int(i)] for i in idx))
+        return torch.stack(v1).to(self.device), torch.stack(v2).to(self.device)
+
+    def loader(self, batches: list[torch.Tensor], generator: torch.Generator):
+        """Yields (view1, view2) per index batch; file data go through DataLoader workers."""
+        if hasattr(self, "train_u8") or self.cfg.workers == 0:
+            for idx in batches:
+                yield self.views(idx, generator)
+            return
+        from torch.utils.data import DataLoader
+
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+        loader = DataLoader(self.train_ds, batch_sampler=[b.tolist() for b in batches], num_workers=self.cfg.workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False,
+                            worker_init_fn=lambda w: torch.manual_seed(seed + w))
+        for v1, v2, _ in loader:
+            yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
+
+    def test_batches(self, batch_size: int = 500):
+        if hasattr(self, "test_u8"):
+            y = self.data.test.targets
+            for i in range(0, len(y), batch_size):
+                yield normalize(self.test_u8[i:i + batch_size], self.mean, self.std), y[i:i + batch_size]
+            return
+        from torch.utils.data import DataLoader
+
+        yield from DataLoader(self.test_ds, batch_size=batch_size // 4, num_workers=self.cfg.workers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file in the same folder, then an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / CKPT_NAME
+    if not path.is_file():
+        raise TrainError(f"--resume {path}: no checkpoint there. Give a run directory or its {CKPT_NAME}.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a corrupt or foreign file: say which and why, never run its code
+        raise TrainError(f"--resume {path}: not a readable glmc-zoo checkpoint ({e})") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def _epoch_plan(n: int, batch_size: int, sample_w: torch.Tensor, seed: int, epoch: int,
+                rank: int = 0, world: int = 1) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """This rank's uniform and rebalanced index batches for `epoch`.
+
+    Uniform: a permutation of the N training images. Rebalanced: N draws with replacement,
+    P(i) proportional to the class weight of image i (a WeightedRandomSampler). Each global batch
+    of `batch_size` is split into `world` equal slices; rank r takes slice r.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    rebal = torch.multinomial(sample_w, n, replacement=True, generator=g)
+    uni, reb = [], []
+    per_rank = batch_size // world
+    for s in range(0, n, batch_size):
+        u = perm[s:s + batch_size]
+        r = rebal[s:s + batch_size][: len(u)]  # the rebalanced batch is cut to the uniform batch's size
+        if world > 1:
+            lo = rank * per_rank
+            u, r = u[lo:lo + per_rank], r[lo:lo + per_rank]
+            if len(u) == 0:
+                continue
+        uni.append(u)
+        reb.append(r)
+    return uni, reb
+
+
+def train(
+    cfg: TrainConfig,
+    output: str | Path,
+    device: str = "auto",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    download: bool = False,
+    command: str | None = None,
+    should_stop: Callable[[int, int], bool] | None = None,
+    data: LongTailedData | None = None,
+) -> dict:
+    """Train GLMC as `cfg` says; write the run directory `output`; return the final metrics.
+
+    `should_stop(epoch, step)` (tests) and SIGINT / SIGTERM end the run after the current step
+    with a checkpoint that `resume` continues from exactly.
+    """
+    import timm
+
+    import glmc_zoo  # noqa: F401
+    from glmc_zoo.hub import save_pretrained
+
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    dist = _dist_info()
+    is_main = dist[0] == 0
+
+    state = None
+    if resume:
+        state = load_checkpoint(resume)
+        saved = config_from_dict(state["config"])
+        if saved != cfg:
+            diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
+            raise TrainError(f"--resume: the checkpoint was made with a different config: {diff}. "
+                             f"Resume with the same --config and --set values.")
+
+    data = data or load_data(cfg, download=download)
+    counts = torch.tensor(data.class_counts)
+    num_classes = len(data.classes)
+    if is_main:
+        (out / "config.json").write_text(json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__), indent=2))
+        (out / "split.json").write_text(json.dumps(dict(
+            dataset=cfg.dataset, split=cfg.split, seed=cfg.seed, imbalance_factor=cfg.imbalance_factor,
+            classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist())))
+        if command:
+            (out / "command.txt").write_text(command + "\n")
+
+    torch.manual_seed(cfg.seed)
+    model = timm.create_model(cfg.model, pretrained=False, num_classes=num_classes)
+    model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=tuple(data.classes),
+                                mean=data.mean, std=data.std,
+                                input_size=(3, cfg.image_size, cfg.image_size), tag=None, hf_hub_id=None)
+    model.to(dev)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    start_epoch, start_step, step_gen_state, running = 0, 0, None, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, start_step = state["epoch"], state["step"]
+        step_gen_state, running = state.get("gen_state"), state.get("running")
+
+    if dist[1] > 1:  # identical initial weights on every rank
+        for t in model.state_dict().values():
+            torch.distributed.broadcast(t, 0)
+    fwd = torch.compile(model.forward_train) if cfg.compile else model.forward_train
+    use_bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and dev.type == "cuda")
+
+    batches = _Batches(data, cfg, dev)
+    sample_w = class_weights(counts, cfg.resample_weighting)[torch.as_tensor(data.train.targets)]
+    label_w = class_weights(counts, cfg.label_weighting).to(dev)  # (C,)
+    stop = {"flag": False}
+    handlers = _install_signal_handlers(stop)
+    metrics: dict = {}
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.schedule, cfg.warmup_epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            alpha = cumulative_alpha(epoch, cfg.epochs)
+            uni, reb = _epoch_plan(len(data.train), cfg.batch_size, sample_w, cfg.seed, epoch, *dist)
+            step_gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+            first = 0
+            if epoch == start_epoch and start_step:
+                first = start_step
+                step_gen.set_state(step_gen_state)
+            sums = running if (epoch == start_epoch and running) else dict(loss=0.0, bal=0.0, rebal=0.0, sim=0.0, n=0)
+            model.train()
+            t0, seen = time.perf_counter(), 0
+            bar = _progress(len(uni), first, f"epoch {epoch + 1}/{cfg.epochs}", progress and is_main)
+            if not data.in_memory:
+                loader, reb_loader = batches.loader(uni[first:], step_gen), batches.loader(reb[first:], step_gen)
+            for step in range(first, len(uni)):
+                if data.in_memory:
+                    u1, u2 = batches.views(uni[step], step_gen)
+                    r1, r2 = batches.views(reb[step], step_gen)
+                else:
+                    (u1, u2), (r1, r2) = next(loader), next(reb_loader)
+                y_u = F.one_hot(torch.as_tensor(data.train.targets[uni[step]]), num_classes).float().to(dev)
+                y_r = F.one_hot(torch.as_tensor(data.train.targets[reb[step]]), num_classes).float().to(dev)
+                beta = cfg.mix_beta if cfg.mix_beta > 0 else None
+                lam = sample_lambda(step_gen, beta)
+                box = cutmix_box(u1.shape[-1], lam, step_gen)
+                x_g = mix_global(u1, r1, lam).contiguous(memory_format=memory_format)  # (B, 3, S, S)
+                x_l = mix_local(u2, r2, box).contiguous(memory_format=memory_format)
+                y_g = mix_global(y_u, y_r, lam)  # (B, C); CutMix uses the same lambda, as released
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    losses = glmc_loss(fwd(x_g), fwd(x_l), y_g, y_g, label_w, alpha, cfg.contrast_weight)
+                optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                if dist[1] > 1:
+                    _allreduce_grads(model, dist[1])
+                optimizer.step()
+                for k in ("loss", "bal", "rebal", "sim"):
+                    sums[k] += losses[k].item() * len(u1)
+                sums["n"] += len(u1)
+                seen += len(u1)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}", lr=f"{lr:.4g}")
+                if stop["flag"] or (should_stop is not None and should_stop(epoch, step)):
+                    if is_main:
+                        save_checkpoint(out / CKPT_NAME, _ckpt(model, optimizer, cfg, epoch, step + 1, step_gen, sums))
+                    if bar is not None:
+                        bar.close()
+                    return dict(interrupted=True, epoch=epoch, step=step + 1)
+            if bar is not None:
+                bar.close()
+            secs = time.perf_counter() - t0
+            epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images_per_s=seen * dist[1] / max(secs, 1e-9),
+                             seconds=secs, **{k: sums[k] / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
+            if is_main:
+                with open(out / "train_log.jsonl", "a") as f:
+                    f.write(json.dumps(epoch_log) + "\n")
+                save_checkpoint(out / CKPT_NAME, _ckpt(model, optimizer, cfg, epoch + 1, 0, None, None))
+            last = epoch + 1 == cfg.epochs
+            if is_main and ((epoch + 1) % cfg.eval_every == 0 or last):
+                metrics = _evaluate(model, batches, data, dev, cfg.channels_last)
+                line = dict(epoch_log, **{k: metrics.get(k) for k in ("top1", "top5", "many", "medium", "few")})
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(line) + "\n")
+                if progress:
+                    print(f"epoch {epoch + 1}: top1 {metrics['top1']:.2f}  many {metrics['many']}  "
+                          f"medium {metrics['medium']}  few {metrics['few']}  loss {epoch_log['loss']:.4f}",
+                          file=sys.stderr)
+                if cfg.keep_best:
+                    _keep_best(model, out, metrics, epoch + 1)
+    finally:
+        _restore_signal_handlers(handlers)
+
+    if not is_main:
+        return metrics
+    final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
+    (out / "metrics.json").write_text(json.dumps(final, indent=2))
+    plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
+    plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
+    measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
+    save_pretrained(model.to(memory_format=torch.contiguous_format).cpu(), out / "model", glmc=dict(
+        measured=measured, metrics_note=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image "
+                                        f"test set; nothing was selected on it.",
+        dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
+        command=command or "", recipe=cfg.reference or cfg.name, data=_describe_data(cfg, data)))
+    return final
+
+
+def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:
+    return (f"{cfg.dataset} ({cfg.data_root or 'default location'}), {len(data.train)} training images in "
+            f"{len(data.classes)} classes (imbalance factor {cfg.imbalance_factor:g}, split {cfg.split!r}, "
+            f"seed {cfg.seed}; indices in split.json), {len(data.test)} test images.")
+
+
+def _evaluate(model, batches: _Batches, data: LongTailedData, dev, channels_last: bool) -> dict:
+    preds, labels = predict_topk(model, batches.test_batches(), dev, k=5, channels_last=channels_last)
+    return summarize(preds, labels, data.class_counts, len(data.classes))
+
+
+def _keep_best(model, out: Path, metrics: dict, epoch: int) -> None:
+    from glmc_zoo.hub import read_config, save_pretrained
+
+    best = out / "model_best_on_test"
+    if best.exists() and read_config(best)["glmc"]["measured"]["top1"] >= metrics["top1"]:
+        return
+    save_pretrained(model, best, glmc=dict(
+        measured=dict(top1=round(metrics["top1"], 2)), best_epoch=epoch,
+        metrics_note=f"BEST EPOCH ({epoch}) SELECTED ON THE TEST SET: optimistic, not a fair final-epoch number."))
+
+
+def _ckpt(model, optimizer, cfg, epoch: int, step: int, gen: torch.Generator | None, running) -> dict:
+    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch, step=step,
+                gen_state=gen.get_state() if gen is not None else None, running=running,
+                config=cfg.to_dict(), glmc_zoo_version=__version__)
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _install_signal_handlers(stop: dict):
+    def handler(signum, frame):
+        stop["flag"] = True
+
+    old = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    return old
+
+
+def _restore_signal_handlers(old: dict) -> None:
+    for sig, h in old.items():
+        signal.signal(sig, h)
+
+
+# ---------------------------------------------------------------------------------------------
+# Distributed (torchrun): each rank takes its slice of every global batch
+# ---------------------------------------------------------------------------------------------
+
+
+def _dist_info() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _allreduce_grads(model: torch.nn.Module, world: int) -> None:
+    """Average gradients over ranks (DDP's hooks are bypassed by calling forward_train directly)."""
+    for p in model.parameters():
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(world)
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in ["glmc-zoo", *sys.argv[1:]])
+

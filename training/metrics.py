@@ -1,0 +1,98 @@
+"""Evaluation: top-1 / top-5, per-class accuracy, many / medium / few (reference section 7), and
+the two plots a run writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from glmc_zoo.training.data import shot_groups
+
+
+def summarize(pred_topk: np.ndarray, targets: np.ndarray, train_counts: list[int] | None,
+              num_classes: int) -> dict:
+    """Metrics from the top-k predictions (N, k) and the labels (N,).
+
+    Many/medium/few average the per-class accuracies of each group (the long-tail convention).
+    """
+    top1 = pred_topk[:, 0] == targets
+    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(conf, (targets, pred_topk[:, 0]), 1)
+    per_class_n = conf.sum(1)
+    per_class = np.where(per_class_n > 0, conf.diagonal() / np.maximum(per_class_n, 1), np.nan)
+    out = dict(top1=100.0 * float(top1.mean()), n=int(len(targets)),
+               per_class=[None if np.isnan(a) else round(100.0 * float(a), 4) for a in per_class],
+               confusion=conf.tolist())
+    if pred_topk.shape[1] >= 5:
+        out["top5"] = 100.0 * float((pred_topk[:, :5] == targets[:, None]).any(1).mean())
+    if train_counts is not None:
+        for group, idx in shot_groups(train_counts).items():
+            vals = per_class[idx]
+            vals = vals[~np.isnan(vals)]
+            out[group] = 100.0 * float(vals.mean()) if len(vals) else None
+    return out
+
+
+@torch.no_grad()
+def predict_topk(model: torch.nn.Module, batches, device: torch.device, k: int = 5,
+                 channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run `model` (inference head) over (x, y) batches; returns top-k indices (N, k) and labels."""
+    model.eval()
+    preds, labels = [], []
+    for x, y in batches:
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = model(x).float()
+        preds.append(logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu())
+        labels.append(torch.as_tensor(y))
+    return torch.cat(preds).numpy(), torch.cat(labels).numpy()
+
+
+def plot_per_class(metrics: dict, train_counts: list[int], classes: list[str], path: Path) -> None:
+    """Per-class test accuracy against training-class size, groups marked; and the confusion matrix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(train_counts)
+    acc = np.asarray([np.nan if a is None else a for a in metrics["per_class"]], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = np.where(counts > 100, "tab:blue", np.where(counts > 20, "tab:orange", "tab:red"))
+    ax.scatter(counts, acc, c=colors, s=18)
+    ax.set_xscale("log")
+    ax.axvline(100.5, color="grey", lw=0.8, ls="--")
+    ax.axvline(20.5, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("training images in class (log)")
+    ax.set_ylabel("test accuracy (%)")
+    groups = ", ".join(f"{g} {metrics[g]:.1f}" for g in ("many", "medium", "few") if metrics.get(g) is not None)
+    ax.set_title(f"top-1 {metrics['top1']:.2f}%  ({groups})  [many >100 | medium 21-100 | few <=20]", fontsize=8)
+    if len(classes) <= 20:
+        for x, y, name in zip(counts, acc, classes):
+            ax.annotate(name, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confusion(metrics: dict, classes: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = np.asarray(metrics["confusion"], dtype=float)
+    conf = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    im = ax.imshow(conf, cmap="viridis", vmin=0, vmax=1)
+    if len(classes) <= 20:
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=6)
+        ax.set_yticks(range(len(classes)), classes, fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
