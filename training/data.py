@@ -148,6 +148,27 @@ def _decode_all(paths: list[str], size: int) -> np.ndarray:
     return out
 
 
+def _decode_cached(paths: list[str], size: int) -> np.ndarray:
+    """`_decode_all`, cached in the glmc-zoo cache folder under a key of the files' paths, sizes
+    and modification times (a changed file is decoded again). Written atomically."""
+    h = hashlib.sha1(str(size).encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    path = cache_dir() / "decoded" / f"{h.hexdigest()[:24]}.npy"
+    if path.is_file():
+        arr = np.load(path)
+        if arr.shape == (len(paths), size, size, 3):
+            return arr
+    arr = _decode_all(paths, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, arr)
+    os.replace(tmp, path)
+    return arr
+
+
 def _peek_side(path: str) -> int:
     from PIL import Image
 
@@ -158,7 +179,7 @@ def _peek_side(path: str) -> int:
 def _full_folder_split(root: Path, image_size: int) -> tuple[list[str], Split]:
     classes, paths, targets = _list_folder(root)
     if image_size <= 64 and _peek_side(paths[0]) <= 64:
-        return classes, Split(targets, images=_decode_all(paths, image_size))
+        return classes, Split(targets, images=_decode_cached(paths, image_size))
     return classes, Split(targets, paths=paths)
 
 

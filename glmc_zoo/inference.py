@@ -1,0 +1,390 @@
+"""Prediction on images with a PyTorch or an onnxruntime backend.
+
+Both backends share one preprocessing, written in numpy and Pillow and derived from the model's
+pretrained config (or, for an `.onnx` file, from the metadata stored in it), so they see identical
+input tensors. This module does not import torch: the onnxruntime path runs where only
+onnxruntime, numpy and Pillow are installed.
+
+    from glmc_zoo.inference import Predictor
+    p = Predictor()                       # the bundled default model, PyTorch on the CPU
+    p.predict(["cat.jpg"], top_k=3)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: The model used when none is named: trained by this project and shipped in the package.
+DEFAULT_MODEL = "glmc_resnet32_w16.cifar10_lt_if100_jpeg"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+#: Images with more pixels than this are refused as decompression bombs (Pillow's own default
+#: warns at 89M and fails at 179M; we fail at the warning level).
+MAX_PIXELS = 89_478_485
+
+
+class InferenceError(RuntimeError):
+    """A model, backend or device that cannot be used, with the reason and the fix."""
+
+
+class ImageLoadError(ValueError):
+    """One input that cannot be read as an image."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing (numpy + Pillow), identical to timm's eval transform
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """timm's eval transform: resize the short side to floor(S / crop_pct), centre-crop S x S,
+    scale to [0, 1], normalise. Equal to `timm.data.create_transform(**resolve_data_config(...))`
+    on the same RGB image."""
+
+    input_size: tuple[int, int, int] = (3, 32, 32)
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    crop_pct: float = 1.0
+    interpolation: str = "bilinear"
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Preprocess:
+        return cls(tuple(cfg["input_size"]), tuple(cfg["mean"]), tuple(cfg["std"]),
+                   float(cfg.get("crop_pct") or 0.875), str(cfg.get("interpolation") or "bilinear"))
+
+    @property
+    def scale_size(self) -> int:
+        return math.floor(self.input_size[1] / self.crop_pct)
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        """RGB PIL image -> (3, S, S) float32."""
+        size = self.input_size[1]
+        w, h = img.size
+        short, long_ = (w, h) if w <= h else (h, w)
+        new_short, new_long = self.scale_size, int(self.scale_size * long_ / short)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+        if (new_w, new_h) != (w, h):
+            img = img.resize((new_w, new_h), _PIL_INTERP[self.interpolation])
+        top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+        img = img.crop((left, top, left + size, top + size))
+        x = np.asarray(img, dtype=np.uint8).astype(np.float32) / np.float32(255.0)  # (S, S, 3)
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def to_dict(self) -> dict:
+        return dict(input_size=list(self.input_size), mean=list(self.mean), std=list(self.std),
+                    crop_pct=self.crop_pct, interpolation=self.interpolation)
+
+
+_PIL_INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+               "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
+
+
+def load_image(source: str | Path | Image.Image | np.ndarray, draft_size: int | None = None) -> Image.Image:
+    """Open any reasonable image as 8-bit RGB, EXIF rotation applied.
+
+    Handles grayscale, RGBA / LA / palette transparency (composited on white), 16-bit, CMYK,
+    progressive JPEG, WEBP / BMP / GIF (first frame). With `draft_size`, a JPEG is decoded at the
+    smallest DCT scale that keeps both sides >= draft_size (much faster for big photos).
+    Raises `ImageLoadError` naming the file and the problem.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_rgb(source)
+    if isinstance(source, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(source))
+    path = Path(source)
+    if not path.exists():
+        raise ImageLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a directory (directories are expanded only as command-line sources)")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ImageLoadError(f"{path}: declares {im.width}x{im.height} pixels, over the "
+                                         f"{MAX_PIXELS:,}-pixel limit (a decompression bomb?); refused")
+                if draft_size and im.format == "JPEG":
+                    im.draft("RGB", (draft_size, draft_size))
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return _to_rgb(im)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageLoadError(f"{path}: too many pixels, refused as a decompression bomb ({e})") from e
+    except UnidentifiedImageError as e:
+        raise ImageLoadError(f"{path}: not an image Pillow can read (wrong extension, or not an image file)") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageLoadError(f"{path}: damaged or truncated image ({e})") from e
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.float64)
+        scale = 65535.0 if arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / scale * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA", "PA"):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _array_to_rgb(a: np.ndarray) -> Image.Image:
+    if a.dtype != np.uint8:
+        raise ImageLoadError(f"array input: expected uint8 (H, W, 3) or (H, W), got {a.dtype} {a.shape}")
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4)):
+        return _to_rgb(Image.fromarray(a))
+    raise ImageLoadError(f"array input: expected shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+
+
+def expand_sources(sources: Iterable[str]) -> list[str]:
+    """Files as given, directories recursed for image files (sorted), globs expanded. A source that
+    matches nothing is kept, so that it is reported as missing rather than dropped."""
+    import glob
+
+    out: list[str] = []
+    for s in sources:
+        p = Path(s)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif not p.exists() and glob.has_magic(s):
+            hits = sorted(glob.glob(s, recursive=True))
+            out += hits if hits else [s]
+        else:
+            out.append(s)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prediction:
+    source: str
+    predictions: list[dict] = field(default_factory=list)  # [{"label", "index", "score"}]
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return dict(source=self.source, predictions=self.predictions, error=self.error)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends
+# ---------------------------------------------------------------------------------------------
+
+
+class OnnxBackend:
+    """onnxruntime session over a glmc-zoo `.onnx` file; preprocessing and labels from its metadata."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, device: str = "auto", tensorrt: bool = False):
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise InferenceError("the onnx backend needs onnxruntime: pip install 'glmc-zoo[onnx]' "
+                                 "(or onnxruntime-gpu for CUDA)") from e
+        path = Path(path)
+        if not path.is_file():
+            raise InferenceError(f"{path}: no such ONNX file")
+        available = ort.get_available_providers()
+        providers, self.device = _ort_providers(device, available, tensorrt)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise InferenceError(f"{path}: onnxruntime cannot load it ({e})") from e
+        used = self.session.get_providers()
+        if self.device == "cuda" and "CUDAExecutionProvider" not in used:
+            raise InferenceError(f"--device cuda: onnxruntime could not start its CUDA provider (session uses "
+                                 f"{used}). Check the CUDA and cuDNN libraries that onnxruntime-gpu "
+                                 f"{ort.__version__} needs, and that a GPU is visible.")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "glmc_zoo" not in meta:
+            raise InferenceError(f"{path}: not a glmc-zoo export (no glmc_zoo metadata); export it with "
+                                 f"`glmc-zoo export`")
+        info = json.loads(meta["glmc_zoo"])
+        self.preprocess = Preprocess.from_config(info["preprocess"])
+        self.labels = list(info["label_names"])
+        self.model_name = info.get("model", str(path))
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_type = self.session.get_inputs()[0].type
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.providers = used
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """(B, 3, S, S) float32 -> (B, C) float32 logits."""
+        x = batch.astype(np.float16) if "float16" in self.input_type else batch
+        if self.fixed_batch and len(x) != self.fixed_batch:
+            return np.concatenate([self(x[i:i + 1]) for i in range(len(x))]) if self.fixed_batch == 1 else \
+                _fixed_batches(self, x, self.fixed_batch)
+        return np.asarray(self.session.run(None, {self.input_name: x})[0], dtype=np.float32)
+
+
+def _fixed_batches(backend, x: np.ndarray, size: int) -> np.ndarray:
+    outs = []
+    for i in range(0, len(x), size):
+        chunk = x[i:i + size]
+        n = len(chunk)
+        if n < size:
+            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)])
+        outs.append(np.asarray(backend.session.run(None, {backend.input_name: chunk})[0], np.float32)[:n])
+    return np.concatenate(outs)
+
+
+def _ort_providers(device: str, available: list[str], tensorrt: bool) -> tuple[list[str], str]:
+    if device not in ("auto", "cpu", "cuda"):
+        raise InferenceError(f"--device {device!r}: use auto, cpu or cuda")
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise InferenceError(f"--device cuda: this onnxruntime has no CUDA provider (available: {available}). "
+                             f"Install onnxruntime-gpu (pip install 'glmc-zoo[onnx-gpu]') on a machine with a GPU, "
+                             f"or use --device cpu.")
+    if device == "cpu" or (device == "auto" and not has_cuda):
+        return ["CPUExecutionProvider"], "cpu"
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if tensorrt and "TensorrtExecutionProvider" in available:
+        providers.insert(0, "TensorrtExecutionProvider")
+    return providers, "cuda"
+
+
+class TorchBackend:
+    """A timm / glmc-zoo model in PyTorch eager mode (imports torch lazily)."""
+
+    name = "torch"
+
+    def __init__(self, model: str, device: str = "auto"):
+        try:
+            import torch
+        except ImportError as e:
+            raise InferenceError("the torch backend needs PyTorch; with only onnxruntime installed, "
+                                 "use an .onnx model (--backend onnx)") from e
+        from glmc_zoo.hub import ModelLoadError, create_model
+
+        if device not in ("auto", "cpu", "cuda"):
+            raise InferenceError(f"--device {device!r}: use auto, cpu or cuda")
+        if device == "cuda" and not torch.cuda.is_available():
+            why = "this PyTorch build has no CUDA" if torch.version.cuda is None else \
+                "no GPU is visible (or the driver is too old for CUDA " + str(torch.version.cuda) + ")"
+            raise InferenceError(f"--device cuda: {why}. Use --device cpu.")
+        self.device = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+        try:
+            self.model = create_model(model, pretrained=True).to(self.device)
+        except ModelLoadError as e:
+            raise InferenceError(str(e)) from e
+        cfg = self.model.pretrained_cfg
+        self.preprocess = Preprocess.from_config(cfg)
+        self.labels = list(cfg.get("label_names") or [str(i) for i in range(self.model.num_classes)])
+        self.model_name = model
+        self._torch = torch
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model(self._torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# The predictor
+# ---------------------------------------------------------------------------------------------
+
+
+class Predictor:
+    """Top-k predictions for images, on PyTorch or onnxruntime.
+
+    `model`: a registry name or `arch.tag`, `hf-hub:`, `local-dir:` or a weights folder (torch
+    backend), or an `.onnx` file (onnx backend). `backend="auto"` picks onnx for `.onnx` files.
+    """
+
+    def __init__(self, model: str | None = None, backend: str = "auto", device: str = "auto",
+                 tensorrt: bool = False, draft: bool = True, workers: int | None = None):
+        model = model or DEFAULT_MODEL
+        if backend == "auto":
+            backend = "onnx" if str(model).endswith(".onnx") else "torch"
+        if backend == "onnx":
+            if not str(model).endswith(".onnx"):
+                raise InferenceError(f"--backend onnx needs an .onnx file, got {model!r}; export one with "
+                                     f"`glmc-zoo export {model} --output model.onnx`")
+            self.backend = OnnxBackend(model, device, tensorrt)
+        elif backend == "torch":
+            if str(model).endswith(".onnx"):
+                raise InferenceError(f"{model}: an .onnx file runs on the onnx backend (--backend onnx or auto)")
+            self.backend = TorchBackend(model, device)
+        else:
+            raise InferenceError(f"--backend {backend!r}: use auto, torch or onnx")
+        self.preprocess = self.backend.preprocess
+        self.labels = self.backend.labels
+        self.draft = draft
+        self.workers = workers or min(4, os.cpu_count() or 1)
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    def _load(self, source) -> tuple[np.ndarray | None, str | None]:
+        try:
+            draft = self.preprocess.scale_size if self.draft else None
+            return self.preprocess(load_image(source, draft_size=draft)), None
+        except ImageLoadError as e:
+            return None, str(e)
+
+    def iter_predict(self, sources: Sequence, top_k: int = 5, batch_size: int = 64) -> Iterator[Prediction]:
+        """Yield one `Prediction` per source, in order; decoding runs in threads ahead of the model."""
+        top_k = max(1, min(top_k, len(self.labels)))
+        names = [s if isinstance(s, (str, Path)) else f"<{type(s).__name__} {i}>" for i, s in enumerate(sources)]
+        with ThreadPoolExecutor(self.workers) as pool:
+            loaded = pool.map(self._load, sources)  # lazily consumed: decode overlaps inference
+            batch_x, batch_i, pending = [], [], []
+            for i, (x, err) in enumerate(loaded):
+                pending.append(Prediction(str(names[i]), error=err))
+                if x is not None:
+                    batch_x.append(x)
+                    batch_i.append(len(pending) - 1)
+                if len(batch_x) >= batch_size:  # every pending item is now an error or in this batch
+                    self._run(batch_x, batch_i, pending, top_k)
+                    yield from pending
+                    batch_x, batch_i, pending = [], [], []
+            if batch_x:
+                self._run(batch_x, batch_i, pending, top_k)
+            yield from pending
+
+    def _run(self, xs: list[np.ndarray], idx: list[int], pending: list[Prediction], top_k: int) -> None:
+        probs = _softmax(self.backend(np.stack(xs)))
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        for row, i in enumerate(idx):
+            pending[i].predictions = [dict(label=self.labels[j], index=int(j), score=float(probs[row, j]))
+                                      for j in top[row]]
+
+    def predict(self, sources: Sequence, top_k: int = 5, batch_size: int = 64) -> list[Prediction]:
+        """One `Prediction` per source (path, PIL image or uint8 array), in input order. A source
+        that cannot be read gets `error` set; the others are still predicted."""
+        return list(self.iter_predict(sources, top_k, batch_size))
+
+    def logits(self, images: Sequence) -> np.ndarray:
+        """Raw (N, C) logits for images that must all load (raises `ImageLoadError` otherwise)."""
+        return self.backend(np.stack([self.preprocess(load_image(s)) for s in images]))
