@@ -109,10 +109,10 @@ _CONFIGS: dict[str, TrainConfig] = {
         # This project's CPU-sized run (issue 5): the released CIFAR-10-LT IF100 recipe on the
         # width-16 network, with the standard (LDAM) split and a schedule that fits one session.
         TrainConfig(name="cifar10_lt_if100_w16_cpu",
-                    reference="cifar10_lt_if100 with model=glmc_resnet32_w16, split=standard, epochs=40, "
+                    reference="cifar10_lt_if100 with model=glmc_resnet32_w16, split=standard, epochs=30, "
                               "batch_size=128, lr=0.05 (a short schedule for 2 CPU cores)",
                     dataset="imagefolder", imbalance_factor=100, split="standard", model="glmc_resnet32_w16",
-                    epochs=40, batch_size=128, lr=0.05, weight_decay=5e-3, resample_weighting=0.0,
+                    epochs=30, batch_size=128, lr=0.05, weight_decay=5e-3, resample_weighting=0.0,
                     label_weighting=1.2, contrast_weight=1.0, eval_every=5),
     ]
 }

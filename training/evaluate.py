@@ -1,0 +1,66 @@
+"""`glmc-zoo eval`: accuracy of any zoo model or weights folder on an image-folder test set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from glmc_zoo.training.data import DataError, _list_folder
+from glmc_zoo.training.metrics import summarize
+
+
+def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256, per_class_limit: int = 0,
+                   device: str = "auto") -> dict:
+    """top-1, top-5, many / medium / few and per-class accuracy on `data_root/test/<class>/*`
+    (or `val/`), preprocessed exactly as deployment does (`glmc_zoo.inference.Preprocess`).
+
+    Class folders are matched to the model's label names; the many/medium/few groups use the
+    training counts stored with the weights (our trained models) or else `data_root/train`.
+    `per_class_limit` > 0 takes the first N files of each class (a fixed, reproducible subset).
+    """
+    from glmc_zoo.hub import read_config
+    from glmc_zoo.inference import Predictor
+
+    root = Path(data_root)
+    test_dir = root / "test" if (root / "test").is_dir() else root / "val"
+    if not test_dir.is_dir():
+        test_dir = root  # a folder of class folders given directly
+    classes, paths, targets = _list_folder(test_dir)
+    predictor = Predictor(model_ref, backend="torch", device=device, draft=False)
+    labels = list(predictor.labels)
+    missing = [c for c in classes if c not in labels]
+    if missing:
+        raise DataError(f"{test_dir}: class folders {missing[:5]} are not among the model's labels "
+                        f"{labels[:10]}...; name the folders after the model's classes")
+    remap = np.asarray([labels.index(c) for c in classes])
+    targets = remap[targets]
+    if per_class_limit:
+        keep = np.concatenate([np.flatnonzero(targets == c)[:per_class_limit] for c in np.unique(targets)])
+        paths, targets = [paths[i] for i in keep], targets[keep]
+    preds = []
+    for r in predictor.iter_predict(paths, top_k=5, batch_size=batch_size):
+        if r.error:
+            raise DataError(f"evaluation stopped: {r.error}")
+        preds.append([p["index"] for p in r.predictions])
+    counts = None
+    ref = model_ref[len("local-dir:"):] if model_ref.startswith("local-dir:") else model_ref
+    if Path(ref).is_dir():
+        counts = read_config(ref).get("glmc", {}).get("class_counts")
+    if counts is None and (root / "train").is_dir():
+        _, _, train_targets = _list_folder(root / "train")
+        counts = np.bincount(remap[train_targets], minlength=len(labels)).tolist()
+    if counts is None:
+        counts = _bundled_counts(predictor)
+    out = summarize(np.asarray(preds), targets, counts, len(labels))
+    out.update(model=model_ref, data=str(test_dir), classes=labels)
+    return out
+
+
+def _bundled_counts(predictor) -> list[int] | None:
+    cfg = getattr(predictor.backend, "model", None)
+    cfg = getattr(cfg, "pretrained_cfg", {}) or {}
+    from glmc_zoo.models import pretrained_meta
+
+    name = f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else cfg.get("architecture", "")
+    return pretrained_meta(name).get("class_counts")
