@@ -89,11 +89,29 @@ def _explain_load_failure(ref: str, e: Exception) -> str:
     msg = str(e)
     chain = [e, e.__cause__, e.__context__]
     if any(isinstance(c, (LocalEntryNotFoundError, OfflineModeIsEnabled)) for c in chain) or "offline" in msg.lower():
-        repo = ref[len("hf-hub:"):] if ref.startswith("hf-hub:") else ref
+        repo = ref[len("hf-hub:"):] if ref.startswith("hf-hub:") else _hub_id_of(ref)
+        missing = _missing_in_cache(repo) if repo else []
+        which = f" Missing from the cache: {', '.join(missing)}." if missing else ""
         return (f"{ref}: the files are not in the local Hugging Face cache and the Hub cannot be reached "
-                f"(offline). Fetch them once with network access: `huggingface-cli download {repo}` "
+                f"(offline).{which} Fetch them once with network access: `huggingface-cli download {repo}` "
                 f"(or unset HF_HUB_OFFLINE), or point to a local folder with local-dir:DIR. Cause: {msg}")
     return f"{ref}: {msg}"
+
+
+def _hub_id_of(ref: str) -> str | None:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(ref, allow_unregistered=True)
+    return cfg.hf_hub_id if cfg else None
+
+
+def _missing_in_cache(repo_id: str) -> list[str]:
+    """Which of the format's files the local Hub cache lacks for `repo_id` (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, _, revision = repo_id.partition("@")
+    return [f for f in (CONFIG_NAME, WEIGHTS_NAME)
+            if not isinstance(try_to_load_from_cache(repo, f, revision=revision or None), str)]
 
 
 # ---------------------------------------------------------------------------------------------

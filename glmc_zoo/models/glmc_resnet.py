@@ -370,28 +370,38 @@ GLMC_META: dict[str, dict] = {k: v["glmc"] for k, v in _TABLE.items()}
 # ---------------------------------------------------------------------------------------------
 
 
-@register_model
+def register_glmc_model(fn):
+    """timm's `register_model`, but registering a name twice is an error (timm only warns and
+    silently replaces the first model)."""
+    import timm
+
+    if timm.is_model(fn.__name__):
+        raise ValueError(f"model name {fn.__name__!r} is already registered with timm; pick another name")
+    return register_model(fn)
+
+
+@register_glmc_model
 def glmc_resnet32(pretrained: bool = False, **kwargs) -> GLMCCifarResNet:
     """GLMC CIFAR ResNet-32 exactly as released: widths 64/128/256 (7.4M params, 1.1 GMAC)."""
     args = dict(widths=(64, 128, 256), proj_dim=128)
     return _create(GLMCCifarResNet, "glmc_resnet32", pretrained, **dict(args, **kwargs))
 
 
-@register_model
+@register_glmc_model
 def glmc_resnet32_w16(pretrained: bool = False, **kwargs) -> GLMCCifarResNet:
     """GLMC CIFAR ResNet-32 at the usual widths 16/32/64 (0.47M params, 0.07 GMAC)."""
     args = dict(widths=(16, 32, 64), proj_dim=128)
     return _create(GLMCCifarResNet, "glmc_resnet32_w16", pretrained, **dict(args, **kwargs))
 
 
-@register_model
+@register_glmc_model
 def glmc_resnet50(pretrained: bool = False, **kwargs) -> GLMCImageNetResNet:
     """GLMC ResNet-50 (torchvision layout) with GLMC heads."""
     args = dict(layers=(3, 4, 6, 3), proj_dim=256)
     return _create(GLMCImageNetResNet, "glmc_resnet50", pretrained, **dict(args, **kwargs))
 
 
-@register_model
+@register_glmc_model
 def glmc_resnext50_32x4d(pretrained: bool = False, **kwargs) -> GLMCImageNetResNet:
     """GLMC ResNeXt-50 32x4d (torchvision layout), the ImageNet-LT / iNaturalist 2018 model."""
     args = dict(layers=(3, 4, 6, 3), cardinality=32, base_width=4, proj_dim=256)

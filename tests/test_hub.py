@@ -1,0 +1,302 @@
+"""The weights format, Hub-cache and folder loading (real huggingface_hub code, no network), and
+conversion of checkpoints in the authors' released layout."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from glmc_zoo.hub import (
+    CheckpointError,
+    ModelLoadError,
+    PushError,
+    convert_checkpoint,
+    create_model,
+    push_folder,
+    read_config,
+    save_pretrained,
+)
+from glmc_zoo.inference import Preprocess, load_image
+
+
+def _trained_like(arch="glmc_resnet32_w16", num_classes=10, seed=0):
+    torch.manual_seed(seed)
+    model = timm.create_model(arch, num_classes=num_classes)
+    with torch.no_grad():  # non-trivial BN statistics, as after training
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _real_batch(paths, size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
+    pre = Preprocess((3, size, size), mean, std, 1.0 if size == 32 else 0.875)
+    return torch.from_numpy(np.stack([pre(load_image(p)) for p in paths]))
+
+
+def test_save_load_round_trip_identical_logits(tmp_path, cifar_test_images):
+    model = _trained_like()
+    out = save_pretrained(model, tmp_path / "w", glmc=dict(measured=dict(top1=12.5)))
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    cfg = read_config(out)
+    assert cfg["architecture"] == "glmc_resnet32_w16" and cfg["glmc"]["measured"]["top1"] == 12.5
+    assert len(cfg["label_names"]) == 10
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: timm") and "license: mit" in card and "bibtex" in card
+    x = _real_batch(cifar_test_images[0][:16])
+    for ref in (f"local-dir:{out}", str(out)):
+        loaded = create_model(ref)
+        assert torch.equal(loaded(x), model(x))
+    assert torch.equal(timm.create_model(f"local-dir:{out}", pretrained=True).eval()(x), model(x))
+
+
+def test_missing_files_are_named(tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="missing model.safetensors"):
+        create_model(f"local-dir:{tmp_path / 'w'}")
+    with pytest.raises(ModelLoadError, match="unknown model 'glmc_resnet33'.*Did you mean"):
+        create_model("glmc_resnet33")
+
+
+def _populate_hf_cache(cache: Path, repo_id: str, folder: Path, files=("config.json", "model.safetensors")):
+    """The on-disk layout huggingface_hub itself writes: refs/main -> snapshots/<commit>/files."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for f in files:
+        (snap / f).write_bytes((folder / f).read_bytes())
+
+
+_LOAD_SNIPPET = """
+import sys, torch, glmc_zoo, numpy as np
+from glmc_zoo.hub import create_model, ModelLoadError
+try:
+    m = create_model(sys.argv[1])
+except ModelLoadError as e:
+    print("ERROR", e); sys.exit(3)
+torch.manual_seed(0)
+print(repr(m(torch.randn(2, 3, 32, 32)).sum().item()))
+"""
+
+
+def _run_offline(ref, cache):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(cache), HF_HOME=str(cache.parent / "hfhome"))
+    return subprocess.run([sys.executable, "-c", _LOAD_SNIPPET, ref], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_offline_hub_cache_loading(tmp_path):
+    model = _trained_like()
+    folder = save_pretrained(model, tmp_path / "w")
+    cache = tmp_path / "hub"
+    _populate_hf_cache(cache, "glmc-zoo/test-model", folder)
+    r = _run_offline("hf-hub:glmc-zoo/test-model", cache)
+    assert r.returncode == 0, r.stderr
+    torch.manual_seed(0)
+    expected = model(torch.randn(2, 3, 32, 32)).sum().item()
+    assert abs(float(r.stdout.strip().splitlines()[-1]) - expected) < 1e-5
+
+
+def test_offline_missing_weights_says_which_file_and_how(tmp_path):
+    folder = save_pretrained(_trained_like(), tmp_path / "w")
+    cache = tmp_path / "hub"
+    _populate_hf_cache(cache, "glmc-zoo/partial", folder, files=("config.json",))
+    r = _run_offline("hf-hub:glmc-zoo/partial", cache)
+    assert r.returncode == 3, r.stderr
+    assert "not in the local Hugging Face cache" in r.stdout and "huggingface-cli download glmc-zoo/partial" in r.stdout
+    assert "model.safetensors" in r.stdout or "pytorch_model.bin" in r.stdout
+
+
+# --- the authors' layout, built independently from the reference facts --------------------------
+
+
+class _RefBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.option_a = stride != 1 or cin != cout
+        self.pad = cout // 4
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        sc = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), "constant", 0) if self.option_a else x
+        return F.relu(out + sc)
+
+
+class _RefResNet32(nn.Module):
+    """The released CIFAR ResNet-32 (widths 64/128/256, option A, functional ReLUs)."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        cin, layers = 64, []
+        for w, s in ((64, 1), (128, 2), (256, 2)):
+            blocks = []
+            for b in range(5):
+                blocks.append(_RefBlock(cin, w, s if b == 0 else 1))
+                cin = w
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.fc = nn.Linear(256, num_classes)
+        self.fc_cb = nn.Linear(256, num_classes)
+        self.projection_head = nn.Sequential(nn.Linear(256, 128))
+        self.contrast_head = nn.Sequential(nn.Linear(128, 128))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.avg_pool2d(out, out.size()[3]).view(out.size(0), -1)
+        return self.fc_cb(out)
+
+
+class _RefResNeXt(nn.Module):
+    """torchvision's resnext50_32x4d plus GLMC's heads, as released for ImageNet-LT / iNat."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        import torchvision
+
+        tv = torchvision.models.resnext50_32x4d(num_classes=num_classes)
+        for name, mod in tv.named_children():
+            setattr(self, name, mod)
+        self.fc_cb = nn.Linear(2048, num_classes)
+        self.projection_head = nn.Sequential(nn.Linear(2048, 256))
+        self.contrast_head = nn.Sequential(nn.Linear(256, 256))
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc_cb(torch.flatten(self.avgpool(x), 1))
+
+
+def _randomize_bn(model):
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("ref_cls,arch,num_classes,size,data_parallel", [
+    (_RefResNet32, "glmc_resnet32", 100, 32, True),
+    (_RefResNeXt, "glmc_resnext50_32x4d", 10, 96, False),
+])
+def test_released_checkpoint_conversion_parity(tmp_path, cifar_test_images, ref_cls, arch, num_classes, size,
+                                               data_parallel):
+    torch.manual_seed(0)
+    ref = _randomize_bn(ref_cls(num_classes))
+    sd = ref.state_dict()
+    if data_parallel:  # trained without --gpu: DataParallel keys
+        sd = {f"module.{k}": v for k, v in sd.items()}
+    ckpt = tmp_path / "ckpt.pth.tar"
+    torch.save({"epoch": 199, "state_dict": sd, "best_acc1": torch.tensor(57.97)}, ckpt)
+    out = convert_checkpoint(ckpt, arch, num_classes, tmp_path / "converted")
+    converted = create_model(f"local-dir:{out}")
+    x = _real_batch(cifar_test_images[0][:8], size=size)
+    with torch.no_grad():
+        diff = (converted(x) - ref(x)).abs().max().item()
+    print(f"{arch}: max |logit difference| = {diff:.3e}")
+    assert diff <= 1e-5
+    assert read_config(out)["glmc"]["converted_from"] == "ckpt.pth.tar"
+
+
+def test_bare_state_dict_converts(tmp_path):
+    ref = _RefResNet32(10).eval()
+    torch.save(ref.state_dict(), tmp_path / "bare.pth")
+    out = convert_checkpoint(tmp_path / "bare.pth", "glmc_resnet32", 10, tmp_path / "o", tag="cifar10_lt_if100")
+    assert read_config(out)["label_names"][0] == "airplane"
+
+
+def test_mismatched_checkpoint_lists_every_problem(tmp_path):
+    sd = _RefResNet32(10).state_dict()
+    sd.pop("fc_cb.bias")
+    sd["extra.weight"] = torch.zeros(1)
+    torch.save({"state_dict": sd}, tmp_path / "c.pth.tar")
+    with pytest.raises(CheckpointError) as e:
+        convert_checkpoint(tmp_path / "c.pth.tar", "glmc_resnet32", 100, tmp_path / "o")
+    msg = str(e.value)
+    assert "missing (1): fc_cb.bias" in msg and "unexpected (1): extra.weight" in msg
+    assert "fc.weight: checkpoint (10, 256) vs model (100, 256)" in msg and "--num-classes" in msg
+    assert not (tmp_path / "o").exists()
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_running_pickle_is_refused_and_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth.tar"
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "payload": _Evil(marker)}, evil)
+    with pytest.raises(CheckpointError, match="refused.*Nothing in it was run"):
+        convert_checkpoint(evil, "glmc_resnet32", 10, tmp_path / "o")
+    assert not marker.exists()
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps(_Evil(marker)))
+    with pytest.raises(CheckpointError):
+        convert_checkpoint(plain, "glmc_resnet32", 10, tmp_path / "o")
+    assert not marker.exists()
+
+
+def test_truncated_and_missing_checkpoints(tmp_path):
+    good = tmp_path / "g.pth.tar"
+    torch.save({"state_dict": _RefResNet32(10).state_dict()}, good)
+    bad = tmp_path / "t.pth.tar"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="cannot be read|not a PyTorch"):
+        convert_checkpoint(bad, "glmc_resnet32", 10, tmp_path / "o")
+    with pytest.raises(CheckpointError, match="no such file"):
+        convert_checkpoint(tmp_path / "nope.pth.tar", "glmc_resnet32", 10, tmp_path / "o")
+
+
+def test_push_validates_and_dry_runs(tmp_path):
+    folder = save_pretrained(_trained_like(), tmp_path / "w")
+    files = push_folder(folder, "glmc-zoo/test", dry_run=True)
+    assert [f for f, _ in files] == ["README.md", "config.json", "model.safetensors"]
+    with pytest.raises(PushError, match="expected ORG/NAME"):
+        push_folder(folder, "no-slash", dry_run=True)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="missing model.safetensors"):
+        push_folder(folder, "glmc-zoo/test", dry_run=True)
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    model = _trained_like()
+    target = tmp_path / "w"
+    import glmc_zoo.hub as hub
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hub, "model_card", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_pretrained(model, target, glmc={})
+    assert not target.exists() and not list(tmp_path.iterdir())
+    json.dumps({})

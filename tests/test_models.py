@@ -1,0 +1,130 @@
+"""Every registered GLMC architecture and pretrained tag honours the timm contract and its metadata."""
+
+import pytest
+import timm
+import torch
+
+import glmc_zoo
+from glmc_zoo.models import GLMC_META
+
+ARCHS = glmc_zoo.glmc_model_names()
+TAGS = glmc_zoo.glmc_model_names(pretrained=True)
+
+
+def _input(model, batch=2):
+    size = model.pretrained_cfg["input_size"]
+    side = size[1] if size[1] <= 32 else 64  # ImageNet-style nets run at 64 px here to keep CPU tests fast
+    return torch.randn(batch, 3, side, side)
+
+
+def test_expected_registry():
+    assert ARCHS == ["glmc_resnet32", "glmc_resnet32_w16", "glmc_resnet50", "glmc_resnext50_32x4d"]
+    for tag in ["glmc_resnet32.cifar10_lt_if100", "glmc_resnet32.cifar100_lt_if10",
+                "glmc_resnext50_32x4d.imagenet_lt", "glmc_resnext50_32x4d.imagenet_lt_bs",
+                "glmc_resnext50_32x4d.inat2018"]:
+        assert tag in TAGS
+
+
+def test_registering_twice_is_an_error():
+    from glmc_zoo.models.glmc_resnet import register_glmc_model
+
+    def glmc_resnet32(pretrained=False, **kwargs):
+        raise AssertionError
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_glmc_model(glmc_resnet32)
+    assert timm.create_model("glmc_resnet32").__class__.__name__ == "GLMCCifarResNet"
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_backward_every_parameter_gets_a_gradient(arch):
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=7).train()
+    out = model.forward_train(_input(model))
+    assert out.logits.shape == out.logits_cb.shape == (2, 7)
+    assert out.z.shape == out.p.shape == (2, model.proj_dim)
+    (out.logits.sum() + out.logits_cb.sum() + out.p.sum()).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+    model.eval()
+    x = _input(model)
+    assert torch.equal(model(x), model.forward_train(x).logits_cb)  # inference = the fc_cb head
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_timm_contract(arch):
+    model = timm.create_model(arch, num_classes=5).eval()
+    x = _input(model)
+    feats = model.forward_features(x)
+    assert feats.shape[1] == model.num_features
+    pre = model.forward_head(feats, pre_logits=True)
+    assert pre.shape == (2, model.num_features)
+    assert model.get_classifier() is model.fc_cb
+    model.reset_classifier(3)
+    assert model.fc.out_features == model.fc_cb.out_features == 3 and model(x).shape == (2, 3)
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_features_only_matches_hooks_on_the_real_stages(arch):
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=3).eval()
+    x = _input(model)
+    names = [f["module"] for f in model.feature_info]
+    seen = {}
+    hooks = [model.get_submodule(n).register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o))
+             for n in names]
+    model(x)
+    for h in hooks:
+        h.remove()
+    feat_model = timm.create_model(arch, num_classes=3, features_only=True).eval()
+    feat_model.model.load_state_dict({k: v for k, v in model.state_dict().items()
+                                      if not k.startswith(("fc", "projection_head", "contrast_head"))}, strict=False)
+    outs = feat_model(x)
+    assert len(outs) == len(names)
+    for name, o in zip(names, outs, strict=True):
+        assert torch.allclose(seen[name], o), name
+        assert (o >= 0).all()  # post-ReLU: the stem's activation is not skipped
+    assert feat_model.feature_info.channels() == [o.shape[1] for o in outs]
+
+
+@pytest.mark.parametrize("name", TAGS)
+def test_pretrained_config_consistency(name):
+    cfg = timm.models.get_pretrained_cfg(name)
+    assert cfg.num_classes == len(cfg.label_names)
+    assert cfg.hf_hub_id and cfg.hf_hub_id.startswith(f"{glmc_zoo.HF_ORG}/")
+    model = timm.create_model(name, pretrained=False)
+    for head in cfg.classifier:
+        assert model.get_submodule(head).out_features == cfg.num_classes
+    assert model.get_submodule(cfg.first_conv).in_channels == 3
+    meta = GLMC_META[name]
+    assert meta["weights"] in ("bundled", "not_published")
+    if meta.get("reported"):
+        assert meta["reported_source"]
+
+
+def test_parameter_counts_match_the_reference():
+    def backbone_params(m):
+        return sum(p.numel() for n, p in m.named_parameters() if not n.startswith(("fc_cb", "projection", "contrast")))
+
+    # reference section 2: about 7.4M (width 64) and 0.47M (width 16) for the ResNet-32 with one fc
+    assert abs(backbone_params(timm.create_model("glmc_resnet32", num_classes=100)) / 1e6 - 7.4) < 0.1
+    assert abs(backbone_params(timm.create_model("glmc_resnet32_w16", num_classes=10)) / 1e6 - 0.47) < 0.01
+    rx = timm.create_model("glmc_resnext50_32x4d", num_classes=1000)
+    tv_keys = set(timm.create_model("resnext50_32x4d").state_dict())
+    assert set(rx.state_dict()) - tv_keys == {k for k in rx.state_dict() if k.startswith(("fc_cb", "projection",
+                                                                                          "contrast"))}
+
+
+def test_no_shortcut_keys_in_the_cifar_net():
+    assert not [k for k in timm.create_model("glmc_resnet32").state_dict() if "shortcut" in k]
+
+
+def test_unpublished_weights_say_so():
+    from glmc_zoo.models.glmc_resnet import WeightsNotAvailableError
+
+    with pytest.raises(WeightsNotAvailableError, match="not yet on the Hub.*glmc-zoo convert"):
+        timm.create_model("glmc_resnet32.cifar100_lt_if100", pretrained=True)
+    with pytest.raises(WeightsNotAvailableError, match="architecture only"):
+        timm.create_model("glmc_resnet50", pretrained=True)
