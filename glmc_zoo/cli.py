@@ -70,9 +70,9 @@ def list_cmd(
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
 ) -> None:
     """Architectures, or with --pretrained every weight set: classes, reported top-1, availability."""
-    from glmc_zoo.models import GLMC_META, glmc_model_names
-
     import timm
+
+    from glmc_zoo.models import GLMC_META, glmc_model_names
 
     rows = []
     names = glmc_model_names(pretrained=True) if pretrained else glmc_model_names()
@@ -95,10 +95,10 @@ def info(
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
 ) -> None:
     """Everything the config knows about a model or weight set."""
+    import timm
+
     from glmc_zoo.hub import read_config
     from glmc_zoo.models import GLMC_META
-
-    import timm
 
     path = Path(name.removeprefix("local-dir:"))
     if path.is_dir():
@@ -265,10 +265,9 @@ def export(
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
 ) -> None:
     """Export to one self-describing .onnx file, verified against PyTorch before it is kept."""
+    from glmc_zoo.export.onnx import ExportError, export_onnx
     from glmc_zoo.inference import expand_sources
     from glmc_zoo.samples import sample_images
-
-    from glmc_zoo.export.onnx import ExportError, export_onnx
 
     if batch_size != "dynamic" and not batch_size.isdigit():
         raise _fail(f"--batch-size {batch_size!r}: give a positive integer or 'dynamic'")
@@ -306,9 +305,11 @@ def train(
 ) -> None:
     """Train GLMC from a named config (the released runs, or your own image folder)."""
     try:
-        from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config, list_configs as names
+        from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
+        from glmc_zoo.training.configs import list_configs as names
         from glmc_zoo.training.data import DataError
-        from glmc_zoo.training.loop import TrainError, command_line, train as run
+        from glmc_zoo.training.loop import TrainError, command_line
+        from glmc_zoo.training.loop import train as run
     except ImportError as e:
         raise _fail(f"training needs its extra: pip install 'glmc-zoo[train]' ({e})") from None
     if list_configs:

@@ -4,8 +4,6 @@ import math
 
 import pytest
 import torch
-
-from glmc_zoo.models import GLMCOutput
 from glmc_zoo.training.method import (
     class_weights,
     consistency_loss,
@@ -18,6 +16,8 @@ from glmc_zoo.training.method import (
     sample_lambda,
     soft_cross_entropy,
 )
+
+from glmc_zoo.models import GLMCOutput
 
 
 def test_class_weights_sum_to_c_and_follow_the_power():

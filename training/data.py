@@ -314,7 +314,11 @@ def cifar10_jpeg_root(archive: str | Path | None = None) -> Path:
     try:
         with tarfile.open(archive) as tf:
             tf.extractall(tmp, filter="data")
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process (a second rank) unpacked it first
+            if not (target / "test").is_dir():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

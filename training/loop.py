@@ -194,6 +194,32 @@ def _epoch_plan(n: int, batch_size: int, sample_w: torch.Tensor, seed: int, epoc
     return uni, reb
 
 
+def glmc_step(fwd, optimizer, views_u: tuple, views_r: tuple, y_u: torch.Tensor, y_r: torch.Tensor,
+              label_w: torch.Tensor, alpha: float, cfg: TrainConfig, step_gen: torch.Generator,
+              memory_format=torch.contiguous_format, use_bf16: bool = False,
+              before_update: Callable[[], None] | None = None) -> dict[str, torch.Tensor]:
+    """One GLMC optimisation step (reference section 5, steps 1-7); returns the detached losses.
+
+    views_u, views_r: the two augmented views of the uniform and rebalanced batches, each
+    (B, 3, S, S); y_u, y_r: their one-hot targets (B, C). One lambda is drawn per batch and shared
+    by the global MixUp (view 1) and the local CutMix (view 2), with the same label mix.
+    """
+    (u1, u2), (r1, r2) = views_u, views_r
+    lam = sample_lambda(step_gen, cfg.mix_beta if cfg.mix_beta > 0 else None)
+    box = cutmix_box(u1.shape[-1], lam, step_gen)
+    x_g = mix_global(u1, r1, lam).contiguous(memory_format=memory_format)  # (B, 3, S, S)
+    x_l = mix_local(u2, r2, box).contiguous(memory_format=memory_format)  # (B, 3, S, S)
+    y_mix = mix_global(y_u, y_r, lam)  # (B, C): y_g = y_l, CutMix uses the same lambda (as released)
+    with torch.autocast(u1.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        losses = glmc_loss(fwd(x_g), fwd(x_l), y_mix, y_mix, label_w, alpha, cfg.contrast_weight)
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    if before_update is not None:
+        before_update()
+    optimizer.step()
+    return {k: v.detach() for k, v in losses.items()}
+
+
 def train(
     cfg: TrainConfig,
     output: str | Path,
@@ -210,14 +236,25 @@ def train(
     `should_stop(epoch, step)` (tests) and SIGINT / SIGTERM end the run after the current step
     with a checkpoint that `resume` continues from exactly.
     """
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    dev = resolve_device(init_distributed_from_env(device))
+    owns_group = owns_group and torch.distributed.is_available() and torch.distributed.is_initialized()
+    try:
+        return _train(cfg, out, dev, resume, progress, download, command, should_stop, data)
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
+           command: str | None, should_stop, data: LongTailedData | None) -> dict:
     import timm
 
     import glmc_zoo  # noqa: F401
     from glmc_zoo.hub import save_pretrained
 
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
     dist = _dist_info()
     is_main = dist[0] == 0
 
@@ -295,37 +332,30 @@ def train(
                     (u1, u2), (r1, r2) = next(loader), next(reb_loader)
                 y_u = F.one_hot(torch.as_tensor(data.train.targets[uni[step]]), num_classes).float().to(dev)
                 y_r = F.one_hot(torch.as_tensor(data.train.targets[reb[step]]), num_classes).float().to(dev)
-                beta = cfg.mix_beta if cfg.mix_beta > 0 else None
-                lam = sample_lambda(step_gen, beta)
-                box = cutmix_box(u1.shape[-1], lam, step_gen)
-                x_g = mix_global(u1, r1, lam).contiguous(memory_format=memory_format)  # (B, 3, S, S)
-                x_l = mix_local(u2, r2, box).contiguous(memory_format=memory_format)
-                y_g = mix_global(y_u, y_r, lam)  # (B, C); CutMix uses the same lambda, as released
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    losses = glmc_loss(fwd(x_g), fwd(x_l), y_g, y_g, label_w, alpha, cfg.contrast_weight)
-                optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                if dist[1] > 1:
-                    _allreduce_grads(model, dist[1])
-                optimizer.step()
-                for k in ("loss", "bal", "rebal", "sim"):
-                    sums[k] += losses[k].item() * len(u1)
+                losses = glmc_step(fwd, optimizer, (u1, u2), (r1, r2), y_u, y_r, label_w, alpha, cfg, step_gen,
+                                   memory_format, use_bf16,
+                                   before_update=(lambda: _allreduce_grads(model, dist[1])) if dist[1] > 1 else None)
+                for k in ("loss", "bal", "rebal", "sim"):  # device tensors: no host sync per step
+                    sums[k] = sums[k] + losses[k] * len(u1)
                 sums["n"] += len(u1)
                 seen += len(u1)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}", lr=f"{lr:.4g}")
+                    if step % 20 == 0:
+                        bar.set_postfix(loss=f"{float(sums['loss']) / sums['n']:.3f}", lr=f"{lr:.4g}")
                 if stop["flag"] or (should_stop is not None and should_stop(epoch, step)):
                     if is_main:
-                        save_checkpoint(out / CKPT_NAME, _ckpt(model, optimizer, cfg, epoch, step + 1, step_gen, sums))
+                        save_checkpoint(out / CKPT_NAME, _ckpt(model, optimizer, cfg, epoch, step + 1, step_gen,
+                                                               {k: float(v) for k, v in sums.items()}))
                     if bar is not None:
                         bar.close()
                     return dict(interrupted=True, epoch=epoch, step=step + 1)
             if bar is not None:
                 bar.close()
             secs = time.perf_counter() - t0
-            epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images_per_s=seen * dist[1] / max(secs, 1e-9),
-                             seconds=secs, **{k: sums[k] / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
+            epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images=seen * dist[1],
+                             images_per_s=seen * dist[1] / max(secs, 1e-9),
+                             seconds=secs, **{k: float(sums[k]) / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
             if is_main:
                 with open(out / "train_log.jsonl", "a") as f:
                     f.write(json.dumps(epoch_log) + "\n")
@@ -417,6 +447,21 @@ def _restore_signal_handlers(old: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 # Distributed (torchrun): each rank takes its slice of every global batch
 # ---------------------------------------------------------------------------------------------
+
+
+def init_distributed_from_env(device: str) -> str:
+    """Under `torchrun` (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo) and
+    return this rank's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return device
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return "cpu"
 
 
 def _dist_info() -> tuple[int, int]:

@@ -16,6 +16,8 @@ Heads (all models):
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -339,6 +341,23 @@ def _imagenet_style(arch_tag: str, c: int, labels, metrics: dict | None = None, 
 
 
 _NO_WEIGHTS = dict(weights="none", weights_note="architecture only: no GLMC weights were released")
+_BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+def _bundled(arch_tag: str) -> dict:
+    """A weight set trained by this project and shipped in the package. Its preprocessing, labels
+    and measured metrics are read from the shipped config.json, the one place they are written."""
+    folder = _BUNDLED_DIR / arch_tag
+    cfg = json.loads((folder / "config.json").read_text())
+    pre, glmc = cfg["pretrained_cfg"], cfg["glmc"]
+    keys = ("input_size", "pool_size", "crop_pct", "interpolation", "mean", "std")
+    entry = _entry(arch_tag, num_classes=cfg["num_classes"], labels=cfg["label_names"], metrics=glmc["measured"],
+                   source=glmc["metrics_note"], weights="bundled", weights_note="shipped inside the package",
+                   file=str(folder / "model.safetensors"), **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k]
+                                                              for k in keys})
+    entry["glmc"]["measured"] = entry["glmc"].pop("reported")
+    entry["glmc"].update(trained_by="glmc-zoo", class_counts=glmc.get("class_counts"), recipe=glmc.get("recipe"))
+    return entry
 
 _TABLE = {
     # Released "updated" CIFAR runs (reference sections 3 and 8): width-64 ResNet-32.
@@ -360,6 +379,10 @@ _TABLE = {
         dict(top1=72.21, many=64.60, medium=73.16, few=73.01), mean=_INAT_MEAN, std=_INAT_STD),
     "glmc_resnet50": _imagenet_style("glmc_resnet50", 1000, imagenet_labels(), **_NO_WEIGHTS),
 }
+
+# Trained by this project on the real CIFAR-10 (JPEG copy) and shipped in the package. Listed first so
+# that a shipped weight set is its architecture's default.
+_TABLE = {**{n: _bundled(n) for n in sorted(p.name for p in _BUNDLED_DIR.glob("*.*") if p.is_dir())}, **_TABLE}
 
 default_cfgs = generate_default_cfgs({k: v["timm"] for k, v in _TABLE.items()})
 GLMC_META: dict[str, dict] = {k: v["glmc"] for k, v in _TABLE.items()}

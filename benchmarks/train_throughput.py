@@ -1,0 +1,114 @@
+"""Training throughput: the full GLMC step against the bare forward+backward of the same model.
+
+Side by side in one process, on whatever device is present (CUDA if available, else CPU):
+- full: one `glmc_zoo.training.loop.glmc_step` as the trainer runs it: the two views of the uniform
+  and rebalanced batches augmented from uint8 on the device, lambda, MixUp + CutMix, the four heads
+  on both mixed batches, the GLMC loss, backward, SGD update;
+- bare: the model's forward on the same two (already mixed) batches, cross-entropy on `fc`,
+  backward; no augmentation, no mixing, no extra heads in the loss, no update.
+
+Images/s counts training images (B per step). Run: python benchmarks/train_throughput.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    import os
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+
+
+def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) -> dict:
+    import timm
+    from glmc_zoo.training.configs import get_config
+    from glmc_zoo.training.data import normalize, random_crop_flip
+    from glmc_zoo.training.loop import glmc_step
+    from glmc_zoo.training.method import class_weights
+
+    import glmc_zoo  # noqa: F401
+
+    cfg = get_config("cifar10_lt_if100")
+    mf = torch.channels_last
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=10).to(device).to(memory_format=mf).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-3)
+    images = torch.randint(0, 256, (4096, 3, 32, 32), dtype=torch.uint8, device=device)
+    targets = torch.randint(0, 10, (4096,), device=device)
+    mean, std = torch.tensor([0.49, 0.48, 0.45], device=device), torch.tensor([0.25, 0.24, 0.26], device=device)
+    label_w = class_weights(torch.tensor([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]), 1.2).to(device)
+    gen = torch.Generator().manual_seed(0)
+    bf16 = device.type == "cuda"
+
+    def full_step(i: int) -> None:
+        idx_u = torch.randint(0, 4096, (batch,), generator=gen).to(device)
+        idx_r = torch.randint(0, 4096, (batch,), generator=gen).to(device)
+        views = lambda idx: tuple(normalize(random_crop_flip(images[idx], gen), mean, std) for _ in range(2))  # noqa: E731
+        y_u, y_r = F.one_hot(targets[idx_u], 10).float(), F.one_hot(targets[idx_r], 10).float()
+        glmc_step(model.forward_train, opt, views(idx_u), views(idx_r), y_u, y_r, label_w, 0.5, cfg, gen, mf, bf16)
+
+    fixed = [normalize(images[:batch], mean, std).contiguous(memory_format=mf) for _ in range(2)]
+    y = targets[:batch]
+
+    def bare_step(i: int) -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model.forward_train(fixed[0]).logits.float(), y) + \
+                F.cross_entropy(model.forward_train(fixed[1]).logits.float(), y)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+
+    def timed(fn) -> float:
+        for i in range(warmup):
+            fn(i)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for i in range(steps):
+            fn(i)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return steps * batch / (time.perf_counter() - t0)
+
+    # Interleave to share the machine's state (turbo, caches) fairly: bare, full, bare, full.
+    rates = {"bare": [], "full": []}
+    for _ in range(2):
+        rates["bare"].append(timed(bare_step))
+        rates["full"].append(timed(full_step))
+    bare, full = max(rates["bare"]), max(rates["full"])
+    return dict(arch=arch, batch=batch, full_img_s=round(full, 1), bare_img_s=round(bare, 1),
+                ratio=round(full / bare, 3))
+
+
+def main() -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--archs", default="glmc_resnet32_w16,glmc_resnet32")
+    p.add_argument("--batches", default="64,128")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rows = [bench(arch, b, device, a.steps, a.warmup) for arch in a.archs.split(",") for b in map(int, a.batches.split(","))]
+    if a.json:
+        print(json.dumps(dict(machine=machine(), rows=rows), indent=2))
+    else:
+        print(f"machine: {machine()}")
+        print("| model | batch | full GLMC step (img/s) | bare fwd+bwd (img/s) | full / bare |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['arch']} | {r['batch']} | {r['full_img_s']} | {r['bare_img_s']} | {r['ratio']:.2f} |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The `glmc-zoo` command line: every command's happy path, formats, exit codes, and no
+tracebacks for user mistakes."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from glmc_zoo.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_on_every_command():
+    for cmd in ("list", "info", "convert", "push", "predict", "export", "train", "eval"):
+        r = run(cmd, "--help")
+        assert r.exit_code == 0 and "Usage" in r.output, cmd
+
+
+def test_list_and_info():
+    r = run("list", "--pretrained", "--format", "json")
+    rows = json.loads(r.output)
+    names = {x["name"]: x for x in rows}
+    assert names["glmc_resnet32.cifar100_lt_if100"]["top1"] == 57.97
+    assert names["glmc_resnet32.cifar100_lt_if100"]["weights"] == "not_published"
+    t = run("list")
+    assert "glmc_resnext50_32x4d" in t.output and "weights" in t.output
+    i = run("info", "glmc_resnext50_32x4d.inat2018", "--format", "json")
+    data = json.loads(i.output)
+    assert data["pretrained_cfg"]["num_classes"] == 8142 and data["glmc"]["reported"]["top1"] == 72.21
+    bad = run("info", "glmc_nope")
+    assert bad.exit_code == 2 and "unknown model" in bad.output
+
+
+def test_predict_formats_and_exit_codes(w16_folder, tmp_path):
+    cat = EXAMPLES / "cat.jpg"
+    r = run("predict", cat, EXAMPLES / "rocket.jpg", "--model", w16_folder, "--format", "json", "-k", "3")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert [d["source"] for d in data] == [str(cat), str(EXAMPLES / "rocket.jpg")]
+    assert len(data[0]["predictions"]) == 3 and data[0]["error"] is None
+    assert set(data[0]["predictions"][0]) == {"label", "index", "score"}
+    r = run("predict", cat, tmp_path / "missing.jpg", "--model", w16_folder, "--format", "jsonl")
+    assert r.exit_code == 1
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[0]["error"] is None and "no such file" in lines[1]["error"]
+    out = tmp_path / "p.csv"
+    r = run("predict", cat, "--model", w16_folder, "--format", "csv", "-k", "2", "--output", out)
+    assert r.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [x["rank"] for x in rows] == ["1", "2"] and rows[0]["source"] == str(cat)
+
+
+def test_predict_onnx_backend(w16_onnx, w16_folder):
+    a = json.loads(run("predict", EXAMPLES, "--model", w16_onnx, "--format", "json").stdout)
+    b = json.loads(run("predict", EXAMPLES, "--model", w16_folder, "--format", "json").stdout)
+    assert len(a) == len(list(EXAMPLES.glob("*.jpg"))) + len(list(EXAMPLES.glob("*.png")))
+    assert [x["predictions"][0]["index"] for x in a] == [x["predictions"][0]["index"] for x in b]
+
+
+def test_usage_errors_exit_2_without_traceback(w16_folder):
+    for args in (["predict", EXAMPLES / "cat.jpg", "--model", "glmc_nope"],
+                 ["predict", EXAMPLES / "cat.jpg", "--backend", "tf"],
+                 ["predict", EXAMPLES / "cat.jpg", "--top-k", "0"],
+                 ["train", "--config", "nope"],
+                 ["train", "--config", "cifar10_lt_if100", "--set", "epoch=3"],
+                 ["convert", EXAMPLES / "cat.jpg", "--model", "glmc_resnet32", "--num-classes", "10",
+                  "--output", "/tmp/x"]):
+        r = run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "Traceback" not in r.output
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("glmc-zoo")
+    r = subprocess.run([str(exe), "predict", str(tmp_path / "nope.jpg"), "--model", "glmc_resnet32.nope"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr + r.stdout
+
+
+def test_train_list():
+    r = run("train", "--list")
+    assert r.exit_code == 0 and "cifar100_lt_if100" in r.output and "glmc-zoo train --config inat2018" in r.output
+
+
+def test_export_command(w16_folder, tmp_path):
+    out = tmp_path / "m.onnx"
+    r = run("export", w16_folder, "--output", out, "--format", "json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["passed"] and out.is_file()
+    r = run("export", w16_folder, "--output", tmp_path / "x.onnx", "--batch-size", "big")
+    assert r.exit_code == 2
+
+
+def test_push_dry_run(w16_folder):
+    r = run("push", w16_folder, "--repo-id", "glmc-zoo/test", "--dry-run")
+    assert r.exit_code == 0 and "would upload model.safetensors" in r.output
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_eval_command(w16_folder, cifar_root, fmt):
+    r = run("eval", w16_folder, "--data-root", cifar_root, "--per-class-limit", "5", "--format", fmt)
+    assert r.exit_code == 0, r.output
+    if fmt == "json":
+        m = json.loads(r.stdout)
+        assert m["n"] == 50 and len(m["per_class"]) == 10 and {"many", "medium", "few"} <= set(m)

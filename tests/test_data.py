@@ -1,0 +1,119 @@
+"""Long-tailed splits, samplers and the batched augmentation."""
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from glmc_zoo.training.data import (
+    DataError,
+    load_image_folder,
+    long_tail_counts,
+    random_crop_flip,
+    select_long_tail,
+    shot_groups,
+)
+from glmc_zoo.training.loop import _epoch_plan
+from glmc_zoo.training.method import class_weights
+
+
+@pytest.mark.parametrize("n_max,c,imb,total", [
+    (5000, 10, 100, 12406), (5000, 10, 50, 13996), (5000, 10, 10, 20431),
+    (500, 100, 100, 10847), (500, 100, 50, 12608), (500, 100, 10, 19573),
+])
+def test_profile_totals_match_the_reference(n_max, c, imb, total):
+    counts = long_tail_counts(n_max, c, imb)
+    assert sum(counts) == total and counts[0] == n_max and counts[-1] == int(n_max / imb)
+
+
+def _balanced_targets(c=10, n=5000):
+    return np.repeat(np.arange(c), n)[np.random.RandomState(123).permutation(c * n)]
+
+
+def test_standard_split_is_ldams_procedure():
+    targets = _balanced_targets()
+    counts = long_tail_counts(5000, 10, 100)
+    np.random.seed(0)  # the LDAM-DRW code, written out independently
+    expected = []
+    for c, n in enumerate(counts):
+        idx = np.where(targets == c)[0]
+        np.random.shuffle(idx)
+        expected.append(idx[:n])
+    got = select_long_tail(targets, counts, "standard", seed=999)
+    assert np.array_equal(got, np.concatenate(expected))
+
+
+def test_glmc_split_deterministic_without_replacement():
+    targets = _balanced_targets()
+    counts = long_tail_counts(5000, 10, 100)
+    a = select_long_tail(targets, counts, "glmc", 3407)
+    assert np.array_equal(a, select_long_tail(targets, counts, "glmc", 3407))
+    assert len(np.unique(a)) == len(a) == 12406
+    assert np.bincount(targets[a]).tolist() == counts
+    assert not np.array_equal(a, select_long_tail(targets, counts, "glmc", 1))
+    rng = np.random.RandomState(3407)
+    first = np.flatnonzero(targets == 0)[rng.choice(5000, 5000, replace=False)]
+    assert np.array_equal(a[:5000], first)
+    w = select_long_tail(targets, counts, "glmc_with_replacement", 3407)
+    assert len(w) == 12406 and len(np.unique(w)) < len(w)  # the pre-fix code kept duplicates
+
+
+def test_split_errors():
+    with pytest.raises(DataError, match="unknown split"):
+        select_long_tail(np.zeros(10, int), [5], "random", 0)
+    with pytest.raises(DataError, match="asks for"):
+        select_long_tail(np.zeros(10, int), [50], "glmc", 0)
+
+
+def test_shot_groups():
+    g = shot_groups([500, 101, 100, 21, 20, 1])
+    assert g["many"].tolist() == [0, 1] and g["medium"].tolist() == [2, 3] and g["few"].tolist() == [4, 5]
+
+
+def test_rebalanced_sampler_class_frequencies():
+    counts = torch.tensor(long_tail_counts(5000, 10, 100))
+    targets = torch.repeat_interleave(torch.arange(10), counts)
+    n = len(targets)
+    for q, expected in ((1.0, torch.full((10,), 0.1)), (0.0, counts / counts.sum()),
+                        (0.5, counts.double().sqrt() / counts.double().sqrt().sum())):
+        w = class_weights(counts, q)[targets]
+        uni, reb = _epoch_plan(n, 64, w, seed=0, epoch=0)
+        assert torch.equal(torch.sort(torch.cat(uni)).values, torch.arange(n))  # uniform: every image once
+        freq = torch.bincount(targets[torch.cat(reb)], minlength=10) / n
+        assert torch.allclose(freq.double(), expected.double(), atol=0.012), (q, freq)
+        assert [len(r) for r in reb] == [len(u) for u in uni]
+
+
+def test_two_ranks_together_see_the_global_batches():
+    w = torch.ones(1000)
+    uni, reb = _epoch_plan(1000, 64, w, 3, 5)
+    parts = [_epoch_plan(1000, 64, w, 3, 5, rank=r, world=2) for r in (0, 1)]
+    for i in range(len(parts[0][0])):
+        assert torch.equal(torch.cat([parts[0][0][i], parts[1][0][i]]), uni[i])
+        assert torch.equal(torch.cat([parts[0][1][i], parts[1][1][i]]), reb[i])
+
+
+def test_batched_crop_flip_equals_torchvision():
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    out = random_crop_flip(x, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)  # the same draws, in the same order
+    off = torch.randint(0, 9, (2, 6), generator=g)
+    flip = torch.rand(6, generator=g) < 0.5
+    for i in range(6):
+        ref = TF.crop(TF.pad(x[i], [4], fill=0), int(off[0, i]), int(off[1, i]), 32, 32)
+        if flip[i]:
+            ref = TF.hflip(ref)
+        assert torch.equal(out[i], ref)
+    assert flip.any() and not flip.all()
+
+
+def test_image_folder_long_tailed(cifar_root):
+    data = load_image_folder(cifar_root, 32, imbalance_factor=100, split="standard", max_images_per_class=500)
+    assert data.class_counts == long_tail_counts(500, 10, 100)
+    assert data.train.images.shape == (sum(data.class_counts), 32, 32, 3) and len(data.test) == 10000
+    assert data.classes[0] == "airplane" and data.classes[-1] == "truck"
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="expected .*train/<class>"):
+        load_image_folder(tmp_path)

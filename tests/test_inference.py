@@ -1,0 +1,188 @@
+"""Preprocessing, both backends, and real-world input: every odd file gets a clear per-file error."""
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+from PIL import Image
+
+from glmc_zoo.inference import (
+    ImageLoadError,
+    InferenceError,
+    Predictor,
+    Preprocess,
+    expand_sources,
+    load_image,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("arch", ["glmc_resnet32_w16", "glmc_resnext50_32x4d"])
+def test_preprocess_equals_timm_eval_transform(arch):
+    model = timm.create_model(arch)
+    tf = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
+    pre = Preprocess.from_config(model.pretrained_cfg)
+    for f in ("cat.jpg", "rocket.jpg", "horse.png"):
+        img = load_image(EXAMPLES / f)
+        assert np.abs(tf(img).numpy() - pre(img)).max() <= 1e-6
+
+
+def test_backends_agree(w16_folder, w16_onnx, cifar_test_images):
+    paths = cifar_test_images[0][::10]
+    t, o = Predictor(str(w16_folder)), Predictor(str(w16_onnx))
+    assert t.backend.name == "torch" and o.backend.name == "onnx"
+    assert t.preprocess == o.preprocess and t.labels == o.labels
+    lt, lo = t.logits(paths), o.logits(paths)
+    assert np.abs(lt - lo).max() <= 1e-4 and (lt.argmax(1) == lo.argmax(1)).all()
+    rt, ro = t.predict(paths, top_k=3), o.predict(paths, top_k=3)
+    assert [r.predictions[0]["index"] for r in rt] == [r.predictions[0]["index"] for r in ro]
+
+
+def test_onnx_path_runs_without_torch(w16_onnx, w16_folder, cifar_test_images):
+    """As in a deployment with only onnxruntime installed: torch (and timm) cannot be imported."""
+    code = (
+        "import sys, json\n"
+        "sys.modules['torch'] = None; sys.modules['timm'] = None\n"
+        "from glmc_zoo.inference import Predictor\n"
+        "p = Predictor(sys.argv[1])\n"
+        "r = p.predict(sys.argv[2:], top_k=2)\n"
+        "assert sys.modules['torch'] is None\n"
+        "print(json.dumps([x.predictions[0]['index'] for x in r]))\n"
+    )
+    paths = cifar_test_images[0][:30]
+    r = subprocess.run([sys.executable, "-c", code, str(w16_onnx), *paths], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = [int(i) for i in r.stdout.strip().strip("[]").split(",")]
+    want = [x.predictions[0]["index"] for x in Predictor(str(w16_folder)).predict(paths)]
+    assert got == want
+
+
+def test_bad_backend_and_device():
+    with pytest.raises(InferenceError, match="--backend"):
+        Predictor("glmc_resnet32_w16", backend="tf")
+    with pytest.raises(InferenceError, match="needs an .onnx file"):
+        Predictor("glmc_resnet32_w16", backend="onnx")
+    with pytest.raises(InferenceError, match="--device"):
+        Predictor(backend="torch", device="tpu")
+
+
+def test_cuda_requested_without_gpu_says_why(w16_onnx, w16_folder):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(InferenceError, match="--device cuda: .*(no GPU|no CUDA)"):
+        Predictor(str(w16_folder), device="cuda")
+    with pytest.raises(InferenceError, match="--device cuda: this onnxruntime has no CUDA provider"):
+        Predictor(str(w16_onnx), device="cuda")
+
+
+# --- real-world input -------------------------------------------------------------------------
+
+
+def _png_with_declared_size(path: Path, w: int, h: int) -> None:
+    """A tiny valid PNG whose IHDR declares w x h (a decompression bomb's header)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = struct.pack(">II", w, h) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def odd_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("odd")
+    photo = Image.open(EXAMPLES / "cat.jpg").convert("RGB")
+    good, bad = {}, {}
+    good["gray.png"] = photo.convert("L")
+    good["rgba.png"] = photo.convert("RGBA")
+    pal = photo.convert("P", palette=Image.ADAPTIVE)
+    pal.info["transparency"] = 0
+    good["palette.png"] = pal
+    good["cmyk.jpg"] = photo.convert("CMYK")
+    for name, im in good.items():
+        im.save(d / name)
+    photo.save(d / "progressive.jpg", progressive=True, quality=85)
+    photo.save(d / "image.webp")
+    photo.save(d / "image.bmp")
+    photo.convert("P").save(d / "image.gif")
+    Image.fromarray(np.asarray(photo.convert("L"), np.uint16) * 257).save(d / "sixteen.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    photo.resize((40, 20)).save(d / "rotated.jpg", exif=exif)
+    good = sorted(list(good) + ["progressive.jpg", "image.webp", "image.bmp", "image.gif", "sixteen.png",
+                                "rotated.jpg"])
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "text.jpg").write_text("this is not an image\n")
+    full = (EXAMPLES / "cat.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(full[: len(full) // 3])
+    png = io.BytesIO()
+    photo.save(png, "PNG")
+    (d / "truncated.png").write_bytes(png.getvalue()[: len(png.getvalue()) // 2])
+    _png_with_declared_size(d / "bomb.png", 100_000, 100_000)
+    bad = {"empty.jpg": "empty file", "text.jpg": "not an image", "truncated.jpg": "truncated",
+           "truncated.png": "truncated", "bomb.png": "decompression bomb", "missing.jpg": "no such file"}
+    return d, good, bad
+
+
+def test_every_odd_but_valid_image_loads_as_rgb(odd_files):
+    d, good, _ = odd_files
+    for name in good:
+        im = load_image(d / name)
+        assert im.mode == "RGB", name
+    assert load_image(d / "rotated.jpg").size == (20, 40)  # EXIF rotation applied
+    sixteen = np.asarray(load_image(d / "sixteen.png"))
+    assert 20 < sixteen.mean() < 235  # scaled from 16 bits, not clipped to white
+    rgba = np.asarray(load_image(d / "rgba.png"))
+    assert np.abs(rgba.astype(int) - np.asarray(load_image(EXAMPLES / "cat.jpg")).astype(int)).max() == 0
+
+
+@pytest.mark.parametrize("name", ["empty.jpg", "text.jpg", "truncated.jpg", "truncated.png", "bomb.png",
+                                  "missing.jpg"])
+def test_each_bad_file_has_a_clear_message(odd_files, name):
+    d, _, bad = odd_files
+    with pytest.raises(ImageLoadError) as e:
+        load_image(d / name)
+    assert str(d / name) in str(e.value) and bad[name] in str(e.value)
+
+
+def test_one_bad_file_never_loses_the_batch(odd_files, w16_folder):
+    d, good, bad = odd_files
+    sources = [str(d / n) for n in sorted(set(good) | set(bad))]
+    results = Predictor(str(w16_folder)).predict(sources, top_k=2, batch_size=4)
+    assert [r.source for r in results] == sources  # input order
+    for r in results:
+        name = Path(r.source).name
+        if name in bad:
+            assert r.error and bad[name] in r.error and r.predictions == []
+        else:
+            assert r.error is None and len(r.predictions) == 2
+
+
+def test_expand_sources_recurses_image_files_only(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "x.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "b" / "y.JPG")
+    (tmp_path / "a" / "notes.txt").write_text("x")
+    got = expand_sources([str(tmp_path / "a"), str(tmp_path / "a" / "*.png"), str(tmp_path / "none*.jpg")])
+    assert got == [str(tmp_path / "a" / "b" / "y.JPG"), str(tmp_path / "a" / "x.png"), str(tmp_path / "a" / "x.png"),
+                   str(tmp_path / "none*.jpg")]
+
+
+def test_arrays_and_pil_inputs(w16_folder):
+    p = Predictor(str(w16_folder))
+    arr = np.asarray(Image.open(EXAMPLES / "cat.jpg").convert("RGB"))
+    r = p.predict([arr, Image.open(EXAMPLES / "cat.jpg"), arr.astype(np.float32)])
+    assert r[0].predictions == r[1].predictions and r[2].error and "uint8" in r[2].error
+    assert os.path.basename(__file__)  # keep the module importable by path
