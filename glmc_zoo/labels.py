@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 CIFAR10_LABELS: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
@@ -22,6 +24,7 @@ CIFAR100_LABELS: tuple[str, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[str, ...]:
     """The 1000 ImageNet-1k class descriptions, from timm's bundled ImageNet metadata."""
     from timm.data import ImageNetInfo

@@ -113,3 +113,33 @@ def test_two_process_gloo_run_with_torchrun(tmp_path, cifar_root):
     split = json.loads((tmp_path / "ddp" / "split.json").read_text())
     assert log["images"] == len(split["train_indices"])  # the two ranks together saw the whole epoch
     assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def large_image_folder(cifar_root, tmp_path_factory):
+    """3 classes x 12 real CIFAR-10 photos upscaled to 96 px: large enough for the file-based
+    (ImageNet-style) pipeline, in both an image folder and ImageNet-LT split lists."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("large")
+    lines = {"train": [], "test": []}
+    for c, name in enumerate(["airplane", "cat", "ship"]):
+        for split, n in (("train", 12), ("test", 4)):
+            (root / split / name).mkdir(parents=True)
+            for i, f in enumerate(sorted((cifar_root / split / name).glob("*.jpg"))[:n]):
+                Image.open(f).resize((96, 96), Image.BICUBIC).save(root / split / name / f"{i}.jpg")
+                lines[split].append(f"{split}/{name}/{i}.jpg {c}")
+    (root / "ImageNet_LT_train.txt").write_text("\n".join(lines["train"]) + "\n")
+    (root / "ImageNet_LT_test.txt").write_text("\n".join(lines["test"]) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("dataset", ["imagefolder", "imagenet_lt"])
+def test_file_based_pipeline_runs(tmp_path, large_image_folder, dataset):
+    cfg = apply_overrides(get_config("imagenet_lt"), dict(
+        dataset=dataset, data_root=str(large_image_folder), model="glmc_resnet32_w16", image_size=64, epochs=1,
+        batch_size=8, workers=1, imbalance_factor=1.0, max_images_per_class=0))
+    metrics = train(cfg, tmp_path / "run", device="cpu", progress=False)
+    assert metrics["n"] == 12 and 0.0 <= metrics["top1"] <= 100.0
+    log = json.loads((tmp_path / "run" / "train_log.jsonl").read_text())
+    assert log["images"] == 36

@@ -29,6 +29,7 @@ class TrainConfig:
     split: str = "glmc"  # glmc | glmc_with_replacement (pre-2023-05-23 code, the paper) | standard (LDAM)
     max_images_per_class: int = 0  # 0 = dataset's own n_max; smaller caps the profile (quick runs)
     image_size: int = 32
+    test_per_class_limit: int = 0  # 0 = the whole test set; N = the first N test images of each class (quick runs)
     # -- model ---------------------------------------------------------------------------------------
     model: str = "glmc_resnet32"
     # -- method ----------------------------------------------------------------------------------------

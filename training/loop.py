@@ -7,6 +7,7 @@ generator whose state is checkpointed, so a resumed run equals an uninterrupted 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from glmc_zoo.training.configs import TrainConfig, config_from_dict
@@ -56,7 +58,17 @@ class TrainError(RuntimeError):
 
 
 def load_data(cfg: TrainConfig, download: bool = False) -> LongTailedData:
-    """The long-tailed train split and the balanced test split that `cfg` names."""
+    """The long-tailed train split and the balanced test split that `cfg` names (the first
+    `test_per_class_limit` test images of each class when that is set)."""
+    data = _load_data(cfg, download)
+    if cfg.test_per_class_limit:
+        t = data.test.targets
+        keep = np.concatenate([np.flatnonzero(t == c)[: cfg.test_per_class_limit] for c in range(len(data.classes))])
+        data = dataclasses.replace(data, test=data.test.subset(keep))
+    return data
+
+
+def _load_data(cfg: TrainConfig, download: bool) -> LongTailedData:
     root = cfg.data_root
     if cfg.dataset in ("cifar10", "cifar100"):
         return load_cifar(cfg.dataset, root or "./data", cfg.imbalance_factor, cfg.split, cfg.seed,
