@@ -328,6 +328,8 @@ def train(
                       command=command_line())
     except (ConfigError, DataError, TrainError) as e:
         raise _fail(str(e)) from None
+    if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
+        return
     if metrics.get("interrupted"):
         typer.echo(f"stopped at epoch {metrics['epoch'] + 1}, step {metrics['step']}; continue with "
                    f"--resume {out}", err=True)

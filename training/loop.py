@@ -186,21 +186,21 @@ def _epoch_plan(n: int, batch_size: int, sample_w: torch.Tensor, seed: int, epoc
 
     Uniform: a permutation of the N training images. Rebalanced: N draws with replacement,
     P(i) proportional to the class weight of image i (a WeightedRandomSampler). Each global batch
-    of `batch_size` is split into `world` equal slices; rank r takes slice r.
+    of `batch_size` is split into `world` slices (equal but for the last batch); rank r takes
+    slice r. A last batch too small to give every rank an image is dropped, so that all ranks take
+    the same number of steps.
     """
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n, generator=g)
     rebal = torch.multinomial(sample_w, n, replacement=True, generator=g)
     uni, reb = [], []
-    per_rank = batch_size // world
     for s in range(0, n, batch_size):
         u = perm[s:s + batch_size]
         r = rebal[s:s + batch_size][: len(u)]  # the rebalanced batch is cut to the uniform batch's size
         if world > 1:
-            lo = rank * per_rank
-            u, r = u[lo:lo + per_rank], r[lo:lo + per_rank]
-            if len(u) == 0:
-                continue
+            if len(u) < world:
+                break
+            u, r = torch.tensor_split(u, world)[rank], torch.tensor_split(r, world)[rank]
         uni.append(u)
         reb.append(r)
     return uni, reb
@@ -365,8 +365,11 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             if bar is not None:
                 bar.close()
             secs = time.perf_counter() - t0
-            epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images=seen * dist[1],
-                             images_per_s=seen * dist[1] / max(secs, 1e-9),
+            if dist[1] > 1:  # images seen by all ranks together
+                seen_t = torch.tensor([seen], dtype=torch.int64, device=dev)
+                torch.distributed.all_reduce(seen_t)
+                seen = int(seen_t)
+            epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images=seen, images_per_s=seen / max(secs, 1e-9),
                              seconds=secs, **{k: float(sums[k]) / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
             if is_main:
                 with open(out / "train_log.jsonl", "a") as f:
