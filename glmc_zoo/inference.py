@@ -186,6 +186,20 @@ class Prediction:
         return dict(source=self.source, predictions=self.predictions, error=self.error)
 
 
+def _prefetch(pool: ThreadPoolExecutor, fn, items: Sequence, ahead: int) -> Iterator:
+    """`pool.map(fn, items)` in order, with at most `ahead` items in flight (bounded memory)."""
+    from collections import deque
+
+    queue: deque = deque()
+    it = iter(items)
+    for item in it:
+        queue.append(pool.submit(fn, item))
+        if len(queue) >= ahead:
+            yield queue.popleft().result()
+    while queue:
+        yield queue.popleft().result()
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -358,7 +372,7 @@ class Predictor:
         top_k = max(1, min(top_k, len(self.labels)))
         names = [s if isinstance(s, (str, Path)) else f"<{type(s).__name__} {i}>" for i, s in enumerate(sources)]
         with ThreadPoolExecutor(self.workers) as pool:
-            loaded = pool.map(self._load, sources)  # lazily consumed: decode overlaps inference
+            loaded = _prefetch(pool, self._load, sources, ahead=2 * batch_size)  # decode overlaps inference
             batch_x, batch_i, pending = [], [], []
             for i, (x, err) in enumerate(loaded):
                 pending.append(Prediction(str(names[i]), error=err))
