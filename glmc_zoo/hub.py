@@ -175,7 +175,7 @@ def model_card(model: torch.nn.Module, glmc: dict) -> str:
         if glmc.get("metrics_note"):
             lines += ["", glmc["metrics_note"]]
         lines.append("")
-    for key, title in (("recipe", "Recipe"), ("command", "Command"), ("data", "Data")):
+    for key, title in (("recipe", "Recipe"), ("command", "Command"), ("training_time", "Training time"), ("data", "Data")):
         if glmc.get(key):
             body = f"```\n{glmc[key]}\n```" if key == "command" else str(glmc[key])
             lines += [f"## {title}", "", body, ""]

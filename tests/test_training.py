@@ -54,6 +54,16 @@ def test_real_data_run_learns(tmp_path, small_lt):
     model = create_model(str(out / "model"))
     assert model.pretrained_cfg["label_names"][3] == "cat"
 
+    from glmc_zoo.hub import read_config
+    from glmc_zoo.training.bundle import bundle_run
+
+    folder = bundle_run(out, "glmc_resnet32_w16.smoke", data="CIFAR-10 JPEG subset", root=tmp_path / "bundled")
+    cfg = read_config(folder)
+    assert cfg["pretrained_cfg"]["tag"] == "smoke" and cfg["glmc"]["trained_by"] == "glmc-zoo"
+    assert cfg["glmc"]["measured"]["top1"] == round(metrics["top1"], 2)
+    card = (folder / "README.md").read_text()
+    assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
+
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, small_lt):
     cfg = _cfg(epochs=2, eval_every=2, max_images_per_class=300)

@@ -1,0 +1,55 @@
+"""Turn a finished run directory into a weight set shipped inside the package
+(`glmc_zoo/weights/<arch>.<tag>/`), with its provenance in config.json and the model card.
+
+    python -m glmc_zoo.training.bundle runs/c10_if100_w16 glmc_resnet32_w16.cifar10_lt_if100_jpeg \
+        --data "CIFAR-10 stored as JPEG (quality about 75), ../shared/data/cifar10-jpeg.tar.gz"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+BUNDLE_ROOT = Path(__file__).resolve().parents[1] / "glmc_zoo" / "weights"
+
+
+def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path = BUNDLE_ROOT,
+               machine: str | None = None) -> Path:
+    """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
+    final-epoch metrics, exact command, training time and machine, and data provenance."""
+    from glmc_zoo.hub import create_model, read_config, save_pretrained
+
+    run_dir = Path(run_dir)
+    arch, _, tag = name.partition(".")
+    cfg = read_config(run_dir / "model")
+    if cfg["architecture"] != arch:
+        raise ValueError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
+    model = create_model(str(run_dir / "model"))
+    model.pretrained_cfg = dict(model.pretrained_cfg, tag=tag, architecture=arch)
+    logs = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    glmc = dict(cfg["glmc"])
+    hours = sum(x["seconds"] for x in logs) / 3600
+    glmc.update(
+        trained_by="glmc-zoo",
+        data=data,
+        training_time=f"{hours:.2f} h for {len(logs)} epochs on {machine or platform.processor() or platform.machine()}",
+        split_file="split.json of the run (standard LDAM split: seed-0 shuffle per class)",
+    )
+    return save_pretrained(model, Path(root) / name, glmc=glmc)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("name", help="arch.tag, e.g. glmc_resnet32_w16.cifar10_lt_if100_jpeg")
+    ap.add_argument("--data", required=True, help="where the training data came from")
+    ap.add_argument("--machine", default=None)
+    ap.add_argument("--root", default=str(BUNDLE_ROOT))
+    a = ap.parse_args()
+    print(bundle_run(a.run_dir, a.name, a.data, a.root, a.machine))
+
+
+if __name__ == "__main__":
+    main()
