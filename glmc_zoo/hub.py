@@ -180,7 +180,7 @@ def model_card(model: torch.nn.Module, glmc: dict) -> str:
             body = f"```\n{glmc[key]}\n```" if key == "command" else str(glmc[key])
             lines += [f"## {title}", "", body, ""]
     lines += ["## Usage", "", "```python", "import glmc_zoo, timm",
-              f"model = timm.create_model('hf-hub:{HF_ORG}/{name}', pretrained=True).eval()", "```", "",
+              f"model = timm.create_model('{name}', pretrained=True).eval()  # or 'hf-hub:{HF_ORG}/{name}'", "```", "",
               "## Citation", "", "```bibtex",
               "@inproceedings{du2023glmc,", "  title={Global and Local Mixture Consistency Cumulative Learning "
               "for Long-tailed Visual Recognitions},",

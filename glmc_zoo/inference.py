@@ -229,6 +229,10 @@ class OnnxBackend:
         providers, self.device = _ort_providers(device, available, tensorrt)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        if _cpu_only(providers):
+            # Leave cores to the image-decoding threads: on 2 cores, 1 model thread + 3 decoders ran
+            # end-to-end predict 1.2x faster than onnxruntime's default of one thread per core.
+            opts.intra_op_num_threads = max(1, (os.cpu_count() or 2) // 2)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types
@@ -270,6 +274,10 @@ def _fixed_batches(backend, x: np.ndarray, size: int) -> np.ndarray:
             chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)])
         outs.append(np.asarray(backend.session.run(None, {backend.input_name: chunk})[0], np.float32)[:n])
     return np.concatenate(outs)
+
+
+def _cpu_only(providers: list[str]) -> bool:
+    return providers == ["CPUExecutionProvider"]
 
 
 def _ort_providers(device: str, available: list[str], tensorrt: bool) -> tuple[list[str], str]:
@@ -354,7 +362,7 @@ class Predictor:
         self.preprocess = self.backend.preprocess
         self.labels = self.backend.labels
         self.draft = draft
-        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.workers = workers or min(8, (os.cpu_count() or 1) + 1)  # decoding threads (Pillow releases the GIL)
 
     @property
     def device(self) -> str:

@@ -42,15 +42,13 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
         if r.error:
             raise DataError(f"evaluation stopped: {r.error}")
         preds.append([p["index"] for p in r.predictions])
-    counts = None
+    # Group classes by the counts the weights were trained with (stored with our weights), else by
+    # the data root's own train/ folder.
     ref = model_ref[len("local-dir:"):] if model_ref.startswith("local-dir:") else model_ref
-    if Path(ref).is_dir():
-        counts = read_config(ref).get("glmc", {}).get("class_counts")
+    counts = read_config(ref).get("glmc", {}).get("class_counts") if Path(ref).is_dir() else _bundled_counts(predictor)
     if counts is None and (root / "train").is_dir():
         _, _, train_targets = _list_folder(root / "train")
         counts = np.bincount(remap[train_targets], minlength=len(labels)).tolist()
-    if counts is None:
-        counts = _bundled_counts(predictor)
     out = summarize(np.asarray(preds), targets, counts, len(labels))
     out.update(model=model_ref, data=str(test_dir), classes=labels)
     return out
