@@ -49,7 +49,7 @@ def test_fixed_batch_export(w16_folder, tmp_path):
 def test_failed_verification_leaves_no_file(w16_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(ex, "FP32_MAX_ABS", -1.0)  # an impossible bound: the check must fail
     out = tmp_path / "bad.onnx"
-    with pytest.raises(ex.ExportError, match="did not pass verification.*FAILED"):
+    with pytest.raises(ex.ExportError, match="(?s)did not pass verification.*FAILED"):
         ex.export_onnx(str(w16_folder), out)
     assert list(tmp_path.iterdir()) == []
 

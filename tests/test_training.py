@@ -43,7 +43,7 @@ def test_real_data_run_learns(tmp_path, small_lt):
               "per_class_accuracy.png", "confusion_matrix.png", "command.txt"):
         assert (out / f).is_file(), f
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["epoch"] for m in lines] == [3, 6]
+    assert [m["epoch"] for m in lines] == [4, 8]
     assert {"top1", "top5", "many", "medium", "few", "loss", "lr", "images_per_s"} <= set(lines[-1])
     split = json.loads((out / "split.json").read_text())
     assert split["class_counts"] == small_lt.class_counts and len(split["train_indices"]) == len(small_lt.train)

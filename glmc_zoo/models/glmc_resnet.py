@@ -367,7 +367,6 @@ _TABLE = {
     "glmc_resnet32.cifar100_lt_if100": _cifar("glmc_resnet32.cifar100_lt_if100", 100, 57.97),
     "glmc_resnet32.cifar100_lt_if50": _cifar("glmc_resnet32.cifar100_lt_if50", 100, 63.78),
     "glmc_resnet32.cifar100_lt_if10": _cifar("glmc_resnet32.cifar100_lt_if10", 100, 73.40),
-    "glmc_resnet32_w16": _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS),
     "glmc_resnext50_32x4d.imagenet_lt": _imagenet_style(
         "glmc_resnext50_32x4d.imagenet_lt", 1000, imagenet_labels(),
         dict(top1=56.3, many=70.1, medium=52.4, few=30.4)),
@@ -383,6 +382,8 @@ _TABLE = {
 # Trained by this project on the real CIFAR-10 (JPEG copy) and shipped in the package. Listed first so
 # that a shipped weight set is its architecture's default.
 _TABLE = {**{n: _bundled(n) for n in sorted(p.name for p in _BUNDLED_DIR.glob("*.*") if p.is_dir())}, **_TABLE}
+if not any(name.startswith("glmc_resnet32_w16.") for name in _TABLE):  # no shipped weights: architecture only
+    _TABLE["glmc_resnet32_w16"] = _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS)
 
 default_cfgs = generate_default_cfgs({k: v["timm"] for k, v in _TABLE.items()})
 GLMC_META: dict[str, dict] = {k: v["glmc"] for k, v in _TABLE.items()}
