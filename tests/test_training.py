@@ -54,8 +54,9 @@ def test_real_data_run_learns(tmp_path, small_lt):
     model = create_model(str(out / "model"))
     assert model.pretrained_cfg["label_names"][3] == "cat"
 
-    from glmc_zoo.hub import read_config
     from glmc_zoo.training.bundle import bundle_run
+
+    from glmc_zoo.hub import read_config
 
     folder = bundle_run(out, "glmc_resnet32_w16.smoke", data="CIFAR-10 JPEG subset", root=tmp_path / "bundled")
     cfg = read_config(folder)
