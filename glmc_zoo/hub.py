@@ -14,7 +14,6 @@ import os
 import pickle
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -208,8 +207,6 @@ def load_released_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file. Give the path of the authors' ckpt.pth.tar.")
-    if not zipfile.is_zipfile(path) and path.read_bytes()[:2] != b"\x80\x02" and path.stat().st_size < 64:
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint (too small and not a torch.save archive).")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
