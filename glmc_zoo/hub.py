@@ -210,10 +210,14 @@ def load_released_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        # torch's message is mostly boilerplate; keep its specific line ("Trying to load unsupported
+        # GLOBAL posix.system ...", "Unsupported operand 0").
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip().lower().startswith(("trying to load", "unsupported"))]
+        detail = lines[0] if lines else "not a torch.save file"
         raise CheckpointError(
-            f"{path}: refused. It is not a plain weights checkpoint: unpickling it would need "
-            f"{_first_line(e)}. Nothing in it was run. Only checkpoints of tensors and plain containers "
-            f"are loaded (torch.load weights_only=True); re-save it as a state dict if you trust its source."
+            f"{path}: refused. It is not a plain weights checkpoint ({detail}). Nothing in it was run. "
+            f"Only checkpoints of tensors and plain containers are loaded (torch.load weights_only=True); "
+            f"re-save it as a state dict if you trust its source."
         ) from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({_first_line(e)}). "
