@@ -260,8 +260,7 @@ class OnnxBackend:
         """(B, 3, S, S) float32 -> (B, C) float32 logits."""
         x = batch.astype(np.float16) if "float16" in self.input_type else batch
         if self.fixed_batch and len(x) != self.fixed_batch:
-            return np.concatenate([self(x[i:i + 1]) for i in range(len(x))]) if self.fixed_batch == 1 else \
-                _fixed_batches(self, x, self.fixed_batch)
+            return _fixed_batches(self, x, self.fixed_batch)
         return np.asarray(self.session.run(None, {self.input_name: x})[0], dtype=np.float32)
 
 

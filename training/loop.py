@@ -118,7 +118,7 @@ class _Batches:
 
     def views(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """idx (B,) -> two independently augmented views, each (B, 3, S, S) float."""
-        if hasattr(self, "train_u8"):
+        if self.data.in_memory:
             x = self.train_u8[idx.to(self.device)]
             return (normalize(random_crop_flip(x, generator), self.mean, self.std),
                     normalize(random_crop_flip(x, generator), self.mean, self.std))
@@ -127,7 +127,7 @@ class _Batches:
 
     def loader(self, batches: list[torch.Tensor], generator: torch.Generator):
         """Yields (view1, view2) per index batch; file data go through DataLoader workers."""
-        if hasattr(self, "train_u8") or self.cfg.workers == 0:
+        if self.data.in_memory or self.cfg.workers == 0:
             for idx in batches:
                 yield self.views(idx, generator)
             return
@@ -141,7 +141,7 @@ class _Batches:
             yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
 
     def test_batches(self, batch_size: int = 500):
-        if hasattr(self, "test_u8"):
+        if self.data.in_memory:
             y = self.data.test.targets
             for i in range(0, len(y), batch_size):
                 yield normalize(self.test_u8[i:i + batch_size], self.mean, self.std), y[i:i + batch_size]
