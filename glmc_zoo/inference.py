@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from glmc_zoo._meta import IMAGE_SUFFIXES
+
 #: The model used when none is named: trained by this project and shipped in the package.
 DEFAULT_MODEL = "glmc_resnet32_w16.cifar10_lt_if100_jpeg"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 #: Images with more pixels than this are refused as decompression bombs (Pillow's own default
 #: warns at 89M and fails at 179M; we fail at the warning level).
 MAX_PIXELS = 89_478_485

@@ -40,11 +40,15 @@ def test_real_data_run_learns(tmp_path, small_lt):
     assert metrics["top1"] > 18.0
     assert metrics["selection"].startswith("final epoch")
     for f in ("config.json", "split.json", "metrics.jsonl", "metrics.json", "train_log.jsonl", "checkpoint.pt",
-              "per_class_accuracy.png", "confusion_matrix.png", "command.txt"):
+              "per_class_accuracy.png", "confusion_matrix.png", "command.txt", "training_curves.png", "run.log"):
         assert (out / f).is_file(), f
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [4, 8]
-    assert {"top1", "top5", "many", "medium", "few", "loss", "lr", "images_per_s"} <= set(lines[-1])
+    assert {"top1", "top5", "many", "medium", "few", "loss", "lr", "images_per_s", "per_class", "fc_top1"} <= set(lines[-1])
+    assert len(lines[-1]["per_class"]) == 10 and 0 <= lines[-1]["fc_top1"] <= 100
+    log = (out / "run.log").read_text()
+    assert "precision fp32" in log or "precision bf16" in log
+    assert "epoch 8/8" in log and "run remaining" in log and "eval epoch 8" in log
     split = json.loads((out / "split.json").read_text())
     assert split["class_counts"] == small_lt.class_counts and len(split["train_indices"]) == len(small_lt.train)
     card = (out / "model" / "README.md").read_text()
@@ -155,3 +159,42 @@ def test_file_based_pipeline_runs(tmp_path, large_image_folder, dataset):
     assert metrics["n"] == 12 and 0.0 <= metrics["top1"] <= 100.0
     log = json.loads((tmp_path / "run" / "train_log.jsonl").read_text())
     assert log["images"] == 36
+
+
+def test_precision_auto_by_capability():
+    from glmc_zoo.training.loop import cpu_has_native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("none", cpu)[0] == "fp32"
+    assert resolve_precision("bf16", cpu)[0] == "bf16"
+    # auto follows the processor: bf16 only with native bf16 (emulated bf16 is ~10x slower on an AVX2 CPU)
+    assert resolve_precision("auto", cpu)[0] == ("bf16" if cpu_has_native_bf16() else "fp32")
+    # a resumed run keeps the precision it was started with, whatever this machine would choose
+    assert resolve_precision("auto", cpu, resumed="bf16") == ("bf16", "amp=auto, kept from the checkpoint this run resumed")
+    assert resolve_precision("auto", cpu, resumed="fp32")[0] == "fp32"
+    with pytest.raises(TrainError, match="amp='fp16'"):
+        resolve_precision("fp16", cpu)
+
+
+def test_w16_full_run_config_is_the_released_command():
+    cfg, released = get_config("cifar10_lt_if100_w16"), get_config("cifar10_lt_if100")
+    same = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "resample_weighting", "label_weighting",
+            "contrast_weight", "mix_beta", "schedule", "split", "seed", "imbalance_factor")
+    assert {k: getattr(cfg, k) for k in same} == {k: getattr(released, k) for k in same}
+    assert (cfg.model, cfg.dataset, cfg.normalization) == ("glmc_resnet32_w16", "imagefolder", "cifar10")
+    assert "glmc_resnet32_w16" in cfg.reference and "JPEG" in cfg.reference
+
+
+def test_normalization_option(cifar_root):
+    from glmc_zoo.training.data import DataError
+    from glmc_zoo.training.loop import load_data
+
+    from glmc_zoo._meta import NORMALIZATION
+
+    small = dict(max_images_per_class=40, test_per_class_limit=2)
+    released = load_data(apply_overrides(get_config("cifar10_lt_if100_w16"), small))
+    assert (released.mean, released.std) == NORMALIZATION["cifar10"]
+    measured = load_data(apply_overrides(get_config("cifar10_lt_if100_w16"), dict(small, normalization="auto")))
+    assert measured.mean != released.mean and abs(measured.mean[0] - 0.49) < 0.05  # measured on the kept images
+    with pytest.raises(DataError, match="normalization='cifar'"):
+        load_data(apply_overrides(get_config("cifar10_lt_if100_w16"), dict(small, normalization="cifar")))

@@ -30,6 +30,9 @@ class TrainConfig:
     max_images_per_class: int = 0  # 0 = dataset's own n_max; smaller caps the profile (quick runs)
     image_size: int = 32
     test_per_class_limit: int = 0  # 0 = the whole test set; N = the first N test images of each class (quick runs)
+    # auto: the dataset's own (CIFAR: as released; an image folder: measured on its kept training images);
+    # cifar10 | cifar100 | imagenet | inat2018: that dataset's mean/std as the released code writes them
+    normalization: str = "auto"
     # -- model ---------------------------------------------------------------------------------------
     model: str = "glmc_resnet32"
     # -- method ----------------------------------------------------------------------------------------
@@ -48,7 +51,7 @@ class TrainConfig:
     # -- run -------------------------------------------------------------------------------------------
     eval_every: int = 10
     workers: int = 4  # DataLoader workers for file-based (ImageNet-sized) data
-    amp: str = "auto"  # auto (bf16 on CUDA, none on CPU) | bf16 | none
+    amp: str = "auto"  # auto (bf16 where the device has native bf16 and it pays: CUDA, CPUs with AVX512-BF16/AMX) | bf16 | none
     channels_last: bool = True
     compile: bool = False
     keep_best: bool = False  # also keep the best epoch's weights, labelled as selected on the test set
@@ -101,6 +104,13 @@ _CONFIGS: dict[str, TrainConfig] = {
                     dataset="imagefolder", imbalance_factor=100, split="standard", model="glmc_resnet32_w16",
                     epochs=30, batch_size=128, lr=0.05, weight_decay=5e-3, resample_weighting=0.0,
                     label_weighting=1.2, contrast_weight=1.0, eval_every=5),
+        # The default model's full run (issue 9): the released CIFAR-10-LT IF100 command unchanged
+        # (200 epochs, B 64, lr 0.01, GLMC split, released normalisation) on the width-16 network,
+        # trained on the CIFAR-10 JPEGs of ../shared/data.
+        replace(_cifar_run("cifar10", 100, 0.0, 1.2, 1.0), name="cifar10_lt_if100_w16",
+                reference=_cifar_run("cifar10", 100, 0.0, 1.2, 1.0).reference
+                + "; differences: model=glmc_resnet32_w16 (widths 16/32/64) and the JPEG-stored images",
+                dataset="imagefolder", normalization="cifar10", model="glmc_resnet32_w16"),
     ]
 }
 

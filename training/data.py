@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+from glmc_zoo._meta import IMAGE_SUFFIXES, NORMALIZATION
+
 CIFAR10_JPEG_SHA256 = "64197f78d86f900d545fa29e70423601f904c78fff281668a16c712dcb638c88"
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = NORMALIZATION["imagenet"]
 
 
 class DataError(ValueError):
@@ -128,7 +129,7 @@ def _list_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
         raise DataError(f"{root}: no class folders. Put each class's images in {root}/<class>/")
     paths, targets = [], []
     for c, name in enumerate(classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         paths += [str(p) for p in files]
         targets += [c] * len(files)
     return classes, paths, np.asarray(targets, dtype=np.int64)
@@ -226,10 +227,6 @@ def _long_tail_indices(targets: np.ndarray, num_classes: int, imbalance_factor: 
     return select_long_tail(targets, counts, split, seed)
 
 
-CIFAR_STATS = {
-    "cifar10": ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)),
-    "cifar100": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),  # as the GLMC code
-}
 
 
 def load_cifar(name: str, root: str | Path, imbalance_factor: float, split: str, seed: int,
@@ -246,7 +243,7 @@ def load_cifar(name: str, root: str | Path, imbalance_factor: float, split: str,
     train = Split(np.asarray(tr.targets, dtype=np.int64), images=np.asarray(tr.data))
     test = Split(np.asarray(te.targets, dtype=np.int64), images=np.asarray(te.data))
     keep = _long_tail_indices(train.targets, len(tr.classes), imbalance_factor, split, seed, max_images_per_class)
-    mean, std = CIFAR_STATS[name]
+    mean, std = NORMALIZATION[name]
     return LongTailedData(train.subset(keep), test, list(tr.classes), keep, mean, std)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shlex
 import signal
 import sys
@@ -41,9 +42,9 @@ from glmc_zoo.training.method import (
     mix_local,
     sample_lambda,
 )
-from glmc_zoo.training.metrics import plot_confusion, plot_per_class, predict_topk, summarize
+from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
 
-from glmc_zoo._meta import __version__
+from glmc_zoo._meta import NORMALIZATION, __version__
 
 CKPT_NAME = "checkpoint.pt"
 
@@ -61,6 +62,12 @@ def load_data(cfg: TrainConfig, download: bool = False) -> LongTailedData:
     """The long-tailed train split and the balanced test split that `cfg` names (the first
     `test_per_class_limit` test images of each class when that is set)."""
     data = _load_data(cfg, download)
+    if cfg.normalization != "auto":
+        if cfg.normalization not in NORMALIZATION:
+            raise DataError(f"normalization={cfg.normalization!r} is not known: use auto or one of "
+                            f"{', '.join(NORMALIZATION)}")
+        mean, std = NORMALIZATION[cfg.normalization]
+        data = dataclasses.replace(data, mean=mean, std=std)
     if cfg.test_per_class_limit:
         t = data.test.targets
         keep = np.concatenate([np.flatnonzero(t == c)[: cfg.test_per_class_limit] for c in range(len(data.classes))])
@@ -80,10 +87,41 @@ def _load_data(cfg: TrainConfig, download: bool) -> LongTailedData:
     if cfg.dataset in ("imagenet_lt", "inat2018"):
         prefix = {"imagenet_lt": "ImageNet_LT", "inat2018": "iNaturalist18"}[cfg.dataset]
         root = Path(root or ".")
-        mean_std = {} if cfg.dataset == "imagenet_lt" else dict(mean=(0.466, 0.471, 0.380), std=(0.195, 0.194, 0.192))
+        mean, std = NORMALIZATION["imagenet" if cfg.dataset == "imagenet_lt" else "inat2018"]
         test_name = "val" if cfg.dataset == "inat2018" else "test"
-        return load_split_lists(root, root / f"{prefix}_train.txt", root / f"{prefix}_{test_name}.txt", **mean_std)
+        return load_split_lists(root, root / f"{prefix}_train.txt", root / f"{prefix}_{test_name}.txt", mean=mean, std=std)
     raise DataError(f"unknown dataset {cfg.dataset!r}: use cifar10, cifar100, imagefolder, imagenet_lt or inat2018")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16; Linux's /proc/cpuinfo).
+    Without them oneDNN emulates bf16 and autocast is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def resolve_precision(amp: str, device: torch.device, resumed: str | None = None) -> tuple[str, str]:
+    """`amp` (auto | bf16 | none) -> ("bf16" | "fp32", why). `auto` takes bf16 autocast where the
+    device has native bf16 (CUDA with bf16 support; a CPU with AVX512-BF16 or AMX) and fp32
+    elsewhere. A resumed run keeps the precision it started with (`resumed`), so that moving a
+    run to another machine does not change its arithmetic half-way."""
+    if amp not in ("auto", "bf16", "none"):
+        raise TrainError(f"amp={amp!r}: use auto, bf16 or none")
+    if amp == "none":
+        return "fp32", "amp=none"
+    if amp == "bf16":
+        return "bf16", "amp=bf16"
+    if resumed in ("bf16", "fp32"):
+        return resumed, "amp=auto, kept from the checkpoint this run resumed"
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return ("bf16", "amp=auto: CUDA with bf16") if ok else ("fp32", "amp=auto: this GPU has no bf16")
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16", "amp=auto: CPU with native bf16 (AVX512-BF16/AMX)"
+    return "fp32", f"amp=auto: no native bf16 on this {device.type} (set amp=bf16 to force it)"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -310,7 +348,11 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         for t in model.state_dict().values():
             torch.distributed.broadcast(t, 0)
     fwd = torch.compile(model.forward_train) if cfg.compile else model.forward_train
-    use_bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and dev.type == "cuda")
+    precision, why = resolve_precision(cfg.amp, dev, resumed=state.get("precision") if state else None)
+    use_bf16 = precision == "bf16"
+    if is_main:
+        _log(out, f"precision {precision} ({why}); device {dev}; torch {torch.__version__}; "
+                  f"{torch.get_num_threads()} threads", progress)
 
     batches = _Batches(data, cfg, dev)
     sample_w = class_weights(counts, cfg.resample_weighting)[torch.as_tensor(data.train.targets)]
@@ -318,6 +360,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     stop = {"flag": False}
     handlers = _install_signal_handlers(stop)
     metrics: dict = {}
+    epoch_secs: list[float] = []
     try:
         for epoch in range(start_epoch, cfg.epochs):
             lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.schedule, cfg.warmup_epochs)
@@ -358,7 +401,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
                 if stop["flag"] or (should_stop is not None and should_stop(epoch, step)):
                     if is_main:
                         save_checkpoint(out / CKPT_NAME, _ckpt(model, optimizer, cfg, epoch, step + 1, step_gen,
-                                                               {k: float(v) for k, v in sums.items()}))
+                                                               {k: float(v) for k, v in sums.items()}, precision))
                     if bar is not None:
                         bar.close()
                     return dict(interrupted=True, epoch=epoch, step=step + 1)
@@ -374,17 +417,22 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             if is_main:
                 with open(out / "train_log.jsonl", "a") as f:
                     f.write(json.dumps(epoch_log) + "\n")
-                save_checkpoint(out / CKPT_NAME, _ckpt(model, optimizer, cfg, epoch + 1, 0, None, None))
+                save_checkpoint(out / CKPT_NAME, _ckpt(model, optimizer, cfg, epoch + 1, 0, None, None, precision))
             last = epoch + 1 == cfg.epochs
+            epoch_secs.append(secs)
+            if is_main:
+                left = (cfg.epochs - epoch - 1) * float(np.mean(epoch_secs[-10:]))
+                _log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
+                          f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}", progress)
             if is_main and ((epoch + 1) % cfg.eval_every == 0 or last):
                 metrics = _evaluate(model, batches, data, dev, cfg.channels_last)
-                line = dict(epoch_log, **{k: metrics.get(k) for k in ("top1", "top5", "many", "medium", "few")})
+                line = dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS})
                 with open(out / "metrics.jsonl", "a") as f:
                     f.write(json.dumps(line) + "\n")
-                if progress:
-                    print(f"epoch {epoch + 1}: top1 {metrics['top1']:.2f}  many {metrics['many']}  "
-                          f"medium {metrics['medium']}  few {metrics['few']}  loss {epoch_log['loss']:.4f}",
-                          file=sys.stderr)
+                _plot_curves(out)
+                _log(out, f"eval epoch {epoch + 1}: top1 {metrics['top1']:.2f} (fc_cb), {metrics['fc_top1']:.2f} (fc); "
+                          f"many {_fmt(metrics['many'])}, medium {_fmt(metrics['medium'])}, few {_fmt(metrics['few'])}",
+                     progress)
                 if cfg.keep_best:
                     _keep_best(model, out, metrics, epoch + 1)
     finally:
@@ -392,6 +440,12 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
 
     if not is_main:
         return metrics
+    if not metrics:  # resumed from the last epoch's checkpoint: the final evaluation did not run
+        metrics = _evaluate(model, batches, data, dev, cfg.channels_last)
+        _log(out, f"eval epoch {cfg.epochs} (after resume): top1 {metrics['top1']:.2f}", progress)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
+        _plot_curves(out)
     final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
     (out / "metrics.json").write_text(json.dumps(final, indent=2))
     plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
@@ -411,9 +465,33 @@ def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:
             f"seed {cfg.seed}; indices in split.json), {len(data.test)} test images.")
 
 
+#: What each evaluation line of `metrics.jsonl` records (per-class accuracy is of `fc_cb`).
+_EVAL_KEYS = ("top1", "top5", "many", "medium", "few", "per_class", "fc_top1", "fc_many", "fc_medium", "fc_few")
+
+
 def _evaluate(model, batches: _Batches, data: LongTailedData, dev, channels_last: bool) -> dict:
-    preds, labels = predict_topk(model, batches.test_batches(), dev, k=5, channels_last=channels_last)
-    return summarize(preds, labels, data.class_counts, len(data.classes))
+    """Metrics of the inference head `fc_cb` (GLMC's reported numbers), plus top-1 and groups of
+    the plain head `fc` as `fc_*`, from one pass over the test set."""
+    preds, labels = predict_topk_heads(model, batches.test_batches(), dev, k=5, channels_last=channels_last)
+    out = summarize(preds["fc_cb"], labels, data.class_counts, len(data.classes))
+    plain = summarize(preds["fc"], labels, data.class_counts, len(data.classes))
+    out.update({f"fc_{k}": plain.get(k) for k in ("top1", "many", "medium", "few")})
+    return out
+
+
+def _plot_curves(out: Path) -> None:
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    plot_curves(rows, out / "training_curves.png")
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def _keep_best(model, out: Path, metrics: dict, epoch: int) -> None:
@@ -427,10 +505,20 @@ def _keep_best(model, out: Path, metrics: dict, epoch: int) -> None:
         metrics_note=f"BEST EPOCH ({epoch}) SELECTED ON THE TEST SET: optimistic, not a fair final-epoch number."))
 
 
-def _ckpt(model, optimizer, cfg, epoch: int, step: int, gen: torch.Generator | None, running) -> dict:
+def _ckpt(model, optimizer, cfg, epoch: int, step: int, gen: torch.Generator | None, running,
+          precision: str) -> dict:
     return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch, step=step,
                 gen_state=gen.get_state() if gen is not None else None, running=running,
-                config=cfg.to_dict(), glmc_zoo_version=__version__)
+                config=cfg.to_dict(), precision=precision, glmc_zoo_version=__version__)
+
+
+def _log(out: Path, line: str, echo: bool) -> None:
+    """Append a time-stamped line to the run's `run.log` (and echo it to stderr)."""
+    stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {line}"
+    with open(out / "run.log", "a") as f:
+        f.write(stamped + "\n")
+    if echo:
+        print(stamped, file=sys.stderr)
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):

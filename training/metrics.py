@@ -38,16 +38,64 @@ def summarize(pred_topk: np.ndarray, targets: np.ndarray, train_counts: list[int
 def predict_topk(model: torch.nn.Module, batches, device: torch.device, k: int = 5,
                  channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Run `model` (inference head) over (x, y) batches; returns top-k indices (N, k) and labels."""
+    preds, labels = predict_topk_heads(model, batches, device, k, channels_last, heads=("fc_cb",))
+    return preds["fc_cb"], labels
+
+
+#: GLMC's two class heads, by the `GLMCOutput` field that holds their logits.
+_HEAD_FIELDS = {"fc_cb": "logits_cb", "fc": "logits"}
+
+
+@torch.no_grad()
+def predict_topk_heads(model: torch.nn.Module, batches, device: torch.device, k: int = 5,
+                       channels_last: bool = False, heads: tuple[str, ...] = ("fc_cb", "fc"),
+                       ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Top-k indices (N, k) of each of `heads` ("fc_cb": the rebalanced inference head, "fc": the
+    plain one) in one pass over the (x, y) batches; and the labels (N,)."""
     model.eval()
-    preds, labels = [], []
+    preds: dict[str, list] = {h: [] for h in heads}
+    labels = []
     for x, y in batches:
         x = x.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x).float()
-        preds.append(logits.topk(min(k, logits.shape[1]), dim=1).indices.cpu())
+        if heads == ("fc_cb",):
+            outs = {"fc_cb": model(x)}
+        else:
+            out = model.forward_train(x)
+            outs = {h: getattr(out, _HEAD_FIELDS[h]) for h in heads}
+        for h, logits in outs.items():
+            preds[h].append(logits.float().topk(min(k, logits.shape[1]), dim=1).indices.cpu())
         labels.append(torch.as_tensor(y))
-    return torch.cat(preds).numpy(), torch.cat(labels).numpy()
+    return {h: torch.cat(p).numpy() for h, p in preds.items()}, torch.cat(labels).numpy()
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    """Learning curves from a run's evaluations (`metrics.jsonl` rows): top-1 of both heads and
+    many / medium / few of the inference head `fc_cb` against epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    series = [("top1", "top-1, fc_cb (inference head)", "k", "-"), ("fc_top1", "top-1, fc (plain head)", "grey", "--"),
+              ("many", "many (n > 100), fc_cb", "tab:blue", ":"), ("medium", "medium (20 < n <= 100), fc_cb",
+                                                                  "tab:orange", ":"),
+              ("few", "few (n <= 20), fc_cb", "tab:red", ":")]
+    for key, label, color, ls in series:
+        pts = [(e, r[key]) for e, r in zip(epochs, rows) if r.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts), label=label, color=color, ls=ls, marker="o", ms=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot_per_class(metrics: dict, train_counts: list[int], classes: list[str], path: Path) -> None:

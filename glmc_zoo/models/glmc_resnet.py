@@ -28,7 +28,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models._builder import resolve_pretrained_cfg
 from timm.models.resnet import Bottleneck, ResNet
 
-from glmc_zoo._meta import HF_ORG
+from glmc_zoo._meta import HF_ORG, NORMALIZATION
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
 __all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet"]
@@ -301,9 +301,8 @@ def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwarg
 # same table so the two cannot disagree.
 # ---------------------------------------------------------------------------------------------
 
-_CIFAR10_MEAN, _CIFAR10_STD = (0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768)
-_CIFAR100_MEAN, _CIFAR100_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)  # as the GLMC code
-_INAT_MEAN, _INAT_STD = (0.466, 0.471, 0.380), (0.195, 0.194, 0.192)
+(_CIFAR10_MEAN, _CIFAR10_STD), (_CIFAR100_MEAN, _CIFAR100_STD), (_INAT_MEAN, _INAT_STD) = (
+    NORMALIZATION["cifar10"], NORMALIZATION["cifar100"], NORMALIZATION["inat2018"])
 _PAPER = "arXiv:2305.08661"
 _RELEASE_NOTE = (
     "the authors' checkpoint is on a file-sharing drive, not yet on the Hub: download it and run "
