@@ -1,5 +1,6 @@
 """Inference speed, side by side in one process: PyTorch eager against onnxruntime (CPU), batch-1
-latency and batch-64 throughput, for both ResNet-32 widths and glmc_resnet50; and end-to-end
+latency and batch-64 throughput, for both ResNet-32 widths and glmc_resnet50; the bundled model
+in fp32 and static int8 (calibrated on 200 real CIFAR-10 training JPEGs); and end-to-end
 `Predictor` images/s over a folder of full-size JPEG photos (made from scikit-image's public-domain
 / CC0 sample photos, re-encoded at several sizes) with the width-16 CIFAR model.
 
@@ -47,13 +48,10 @@ def model_rows(archs: list[str], repeat: int) -> list[dict]:
     for arch in archs:
         model = timm.create_model(arch, num_classes=10 if "resnet32" in arch else 1000).eval()
         size = model.pretrained_cfg["input_size"]
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "m.onnx"
-            torch.onnx.export(model, (torch.randn(1, *size),), str(path), input_names=["input"],
-                              output_names=["logits"], dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}},
-                              opset_version=17, dynamo=False)
-            opts = ort.SessionOptions()
-            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        from glmc_zoo.export.onnx import _export_fp32
+
+        sess = ort.InferenceSession(_export_fp32(model, 18, None).SerializeToString(),
+                                    providers=["CPUExecutionProvider"])
         for batch in (1, 64):
             x = np.random.default_rng(0).standard_normal((batch, *size)).astype(np.float32)
             xt = torch.from_numpy(x)
@@ -69,6 +67,37 @@ def model_rows(archs: list[str], repeat: int) -> list[dict]:
             t_torch, t_ort = _median_time(run_torch, reps), _median_time(run_ort, reps)
             rows.append(dict(arch=arch, batch=batch, torch_ms=1000 * t_torch, ort_ms=1000 * t_ort,
                              torch_img_s=batch / t_torch, ort_img_s=batch / t_ort, speedup=t_torch / t_ort))
+    return rows
+
+
+def int8_rows(model_ref: str, repeat: int) -> list[dict]:
+    """The bundled model: PyTorch eager, onnxruntime fp32 and int8 (both made by `export_onnx`)."""
+    import onnxruntime as ort
+    from glmc_zoo.export.onnx import export_onnx
+    from glmc_zoo.training.data import cifar10_jpeg_root
+
+    from glmc_zoo.hub import create_model
+
+    root = cifar10_jpeg_root()
+    calib = [str(p) for d in sorted((root / "train").iterdir()) for p in sorted(d.glob("*.jpg"))[:20]]
+    check = [str(p) for d in sorted((root / "test").iterdir()) for p in sorted(d.glob("*.jpg"))[:50]]
+    model = create_model(model_ref).eval()
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        fp32, int8 = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
+        export_onnx(model_ref, fp32, verify_images=check)
+        report = export_onnx(model_ref, int8, int8=True, calibration=calib, verify_images=check)
+        agree = min(c["top1_agree"] for c in report.checks if c["inputs"] == "real images")
+        sessions = {k: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for k, p in
+                    (("fp32", fp32), ("int8", int8))}
+        for batch in (1, 64):
+            x = np.random.default_rng(0).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+            reps = repeat if batch == 1 else max(3, repeat // 10)
+            with torch.inference_mode():
+                t = {"torch": _median_time(lambda: model(torch.from_numpy(x)), reps)}
+            for k, sess in sessions.items():
+                t[k] = _median_time(lambda: sess.run(None, {"input": x}), reps)
+            rows.append(dict(batch=batch, agree=agree, **{f"{k}_s": v for k, v in t.items()}))
     return rows
 
 
@@ -127,6 +156,13 @@ def main() -> None:
         unit = (f"{r['torch_ms']:.2f} ms", f"{r['ort_ms']:.2f} ms") if r["batch"] == 1 else \
             (f"{r['torch_img_s']:.0f} img/s", f"{r['ort_img_s']:.0f} img/s")
         print(f"| {r['arch']} | {r['batch']} | {unit[0]} | {unit[1]} | {r['speedup']:.2f}x |")
+    print(f"\n{a.model}: onnxruntime int8 (static, QDQ) beside fp32 and PyTorch\n")
+    print("| batch | PyTorch eager | onnxruntime fp32 | onnxruntime int8 | int8 / fp32 speed | int8 top-1 agreement |")
+    print("|---|---|---|---|---|---|")
+    for r in int8_rows(a.model, a.repeat):
+        fmt = (lambda s: f"{1000 * s:.2f} ms") if r["batch"] == 1 else (lambda s: f"{r['batch'] / s:.0f} img/s")
+        print(f"| {r['batch']} | {fmt(r['torch_s'])} | {fmt(r['fp32_s'])} | {fmt(r['int8_s'])} | "
+              f"{r['fp32_s'] / r['int8_s']:.2f}x | {100 * r['agree']:.1f}% (500 test JPEGs) |")
     with tempfile.TemporaryDirectory() as d:
         photos = make_photos(Path(d) / "photos", a.photos)
         mp = sum(p.stat().st_size for p in photos) / 1e6

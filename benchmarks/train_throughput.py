@@ -5,8 +5,11 @@ Side by side in one process, on whatever device is present (CUDA if available, e
   and rebalanced batches augmented from uint8 on the device, lambda, MixUp + CutMix, the four heads
   on both mixed batches, the GLMC loss, backward, SGD update;
 - bare: the model's forward on the same two (already mixed) batches, cross-entropy on `fc`,
-  backward; no augmentation, no mixing, no extra heads in the loss, no update.
+  backward; no augmentation, no mixing, no extra heads in the loss, no update; once in fp32 and
+  once under bf16 autocast, both channels_last (the two floors).
 
+The full step runs in the precision the trainer's `amp=auto` takes on this machine (bf16 where the
+device has native bf16, else fp32), and its ratio is to the better of the two floors.
 Images/s counts training images (B per step). Run: python benchmarks/train_throughput.py
 """
 
@@ -25,15 +28,23 @@ def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     import os
+    from pathlib import Path
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
+                   if x.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} CPU cores (ISA {torch.backends.cpu.get_cpu_capability()}), "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
 def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) -> dict:
     import timm
     from glmc_zoo.training.configs import get_config
     from glmc_zoo.training.data import normalize, random_crop_flip
-    from glmc_zoo.training.loop import glmc_step
+    from glmc_zoo.training.loop import glmc_step, resolve_precision
     from glmc_zoo.training.method import class_weights
 
     import glmc_zoo  # noqa: F401
@@ -48,7 +59,8 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
     mean, std = torch.tensor([0.49, 0.48, 0.45], device=device), torch.tensor([0.25, 0.24, 0.26], device=device)
     label_w = class_weights(torch.tensor([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]), 1.2).to(device)
     gen = torch.Generator().manual_seed(0)
-    bf16 = device.type == "cuda"
+    precision, _ = resolve_precision("auto", device)
+    bf16 = precision == "bf16"
 
     def full_step(i: int) -> None:
         idx_u = torch.randint(0, 4096, (batch,), generator=gen).to(device)
@@ -60,12 +72,14 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
     fixed = [normalize(images[:batch], mean, std).contiguous(memory_format=mf) for _ in range(2)]
     y = targets[:batch]
 
-    def bare_step(i: int) -> None:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model.forward_train(fixed[0]).logits.float(), y) + \
-                F.cross_entropy(model.forward_train(fixed[1]).logits.float(), y)
-        model.zero_grad(set_to_none=True)
-        loss.backward()
+    def bare(use_bf16: bool):
+        def step(i: int) -> None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = F.cross_entropy(model.forward_train(fixed[0]).logits.float(), y) + \
+                    F.cross_entropy(model.forward_train(fixed[1]).logits.float(), y)
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+        return step
 
     def timed(fn) -> float:
         for i in range(warmup):
@@ -79,14 +93,15 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
             torch.cuda.synchronize()
         return steps * batch / (time.perf_counter() - t0)
 
-    # Interleave to share the machine's state (turbo, caches) fairly: bare, full, bare, full.
-    rates = {"bare": [], "full": []}
+    # Interleave to share the machine's state (turbo, caches) fairly: fp32, bf16, full, twice.
+    rates = {"fp32": [], "bf16": [], "full": []}
     for _ in range(2):
-        rates["bare"].append(timed(bare_step))
+        rates["fp32"].append(timed(bare(False)))
+        rates["bf16"].append(timed(bare(True)))
         rates["full"].append(timed(full_step))
-    bare, full = max(rates["bare"]), max(rates["full"])
-    return dict(arch=arch, batch=batch, full_img_s=round(full, 1), bare_img_s=round(bare, 1),
-                ratio=round(full / bare, 3))
+    fp32, bf16_rate, full = max(rates["fp32"]), max(rates["bf16"]), max(rates["full"])
+    return dict(arch=arch, batch=batch, precision=precision, full_img_s=round(full, 1), bare_fp32_img_s=round(fp32, 1),
+                bare_bf16_img_s=round(bf16_rate, 1), ratio=round(full / max(fp32, bf16_rate), 3))
 
 
 def main() -> list[dict]:
@@ -103,10 +118,12 @@ def main() -> list[dict]:
         print(json.dumps(dict(machine=machine(), rows=rows), indent=2))
     else:
         print(f"machine: {machine()}")
-        print("| model | batch | full GLMC step (img/s) | bare fwd+bwd (img/s) | full / bare |")
-        print("|---|---|---|---|---|")
+        print("| model | batch | full GLMC step (img/s, precision) | bare fwd+bwd fp32 | bare fwd+bwd bf16 | "
+              "full / best bare |")
+        print("|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['arch']} | {r['batch']} | {r['full_img_s']} | {r['bare_img_s']} | {r['ratio']:.2f} |")
+            print(f"| {r['arch']} | {r['batch']} | {r['full_img_s']} ({r['precision']}) | {r['bare_fp32_img_s']} | "
+                  f"{r['bare_bf16_img_s']} | {r['ratio']:.2f} |")
     return rows
 
 

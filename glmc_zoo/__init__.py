@@ -5,19 +5,71 @@ Importing this package registers the `glmc_*` architectures and their pretrained
     import glmc_zoo, timm
     model = timm.create_model("glmc_resnet32_w16.cifar10_lt_if100_jpeg", pretrained=True)
 
-A deployment that installs only onnxruntime (no torch) can still import the package and use
-`glmc_zoo.inference` with `.onnx` files; the timm registration is then skipped.
+Registration happens when timm is used, not before: if timm is already imported, at once;
+otherwise the moment timm is first imported (a post-import hook), so `import glmc_zoo` alone
+loads neither torch nor timm. That keeps the CLI's start-up and an onnxruntime-only deployment
+(`glmc_zoo.inference` with `.onnx` files) free of the torch import.
 """
 
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+
 from glmc_zoo._meta import HF_ORG, __version__
+from glmc_zoo.errors import GLMCZooError
 
-try:  # the torch stack is optional for ONNX-only deployments
-    import timm as _timm  # noqa: F401
-    import torch as _torch  # noqa: F401
-except ImportError:  # pragma: no cover - exercised in a subprocess test without torch
-    HAS_TORCH = False
-else:
-    HAS_TORCH = True
-    from glmc_zoo.models import GLMCOutput, GLMCResNet, glmc_model_names, pretrained_meta  # noqa: F401
+_LAZY = {"GLMCOutput", "GLMCResNet", "glmc_model_names", "pretrained_meta"}
 
-__all__ = ["HF_ORG", "HAS_TORCH", "__version__", "GLMCOutput", "GLMCResNet", "glmc_model_names", "pretrained_meta"]
+
+def _register() -> None:
+    import glmc_zoo.models  # noqa: F401  (registers the glmc_* models with timm)
+
+
+class _RegisterWhenTimmLoads(importlib.abc.MetaPathFinder):
+    """Finds nothing itself; wraps timm's own loader so that, once timm's package has executed,
+    the glmc_* models are registered (and removes itself)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "timm":
+            return None
+        sys.meta_path.remove(self)  # let the normal finders resolve timm
+        spec = importlib.util.find_spec("timm")
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_register(module):
+            exec_module(module)
+            _register()
+
+        spec.loader.exec_module = exec_and_register
+        return spec
+
+
+def has_torch() -> bool:
+    """Whether the torch stack (torch and timm) can be imported here (it is optional for
+    onnxruntime-only deployments)."""
+    return all(sys.modules[m] is not None if m in sys.modules else importlib.util.find_spec(m) is not None
+               for m in ("torch", "timm"))
+
+
+if sys.modules.get("timm") is not None:
+    _register()
+elif has_torch() and not any(isinstance(f, _RegisterWhenTimmLoads) for f in sys.meta_path):
+    sys.meta_path.insert(0, _RegisterWhenTimmLoads())
+
+
+def __getattr__(name: str):
+    if name == "HAS_TORCH":
+        return has_torch()
+    if name in _LAZY:
+        import glmc_zoo.models as models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'glmc_zoo' has no attribute {name!r}")
+
+
+__all__ = ["HF_ORG", "HAS_TORCH", "GLMCZooError", "__version__", "GLMCOutput", "GLMCResNet", "glmc_model_names",
+           "pretrained_meta", "has_torch"]

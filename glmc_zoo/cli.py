@@ -2,11 +2,16 @@
 
 Exit codes: 0 success; 1 a run that partly failed (e.g. some images unreadable) or a failed
 export check; 2 usage errors (bad option, unknown model, unusable input).
+
+Conventions: the model is `-m/--model` on every command (info, export and eval also take it as
+their first argument); `-o/--output` on every command that writes. Start-up imports neither torch
+nor timm: commands import them where they are used.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import sys
@@ -16,7 +21,10 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+from glmc_zoo._meta import __version__
+from glmc_zoo.errors import GLMCZooError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="GLMC long-tailed image classifiers: list, inspect, convert, train, evaluate, "
                        "export and predict.")
 
@@ -33,24 +41,62 @@ class PredFmt(str, Enum):
     csv = "csv"
 
 
+class Backend(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
 def _fail(msg: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {msg}", err=True)
     return typer.Exit(code)
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    """The typed errors that mean the user's input was wrong (reported without a traceback)."""
-    from glmc_zoo.hub import ModelLoadError
-    from glmc_zoo.inference import ImageLoadError, InferenceError
+def command(*args, **kwargs):
+    """`app.command`, with every `GLMCZooError` reported as one line: exit 1 for an export that
+    failed its verification, 2 for everything else (the user's input)."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*a, **k):
+            try:
+                return fn(*a, **k)
+            except GLMCZooError as e:
+                from glmc_zoo.errors import ExportError
 
-    errors: list[type[Exception]] = [ModelLoadError, InferenceError, ImageLoadError, FileNotFoundError]
-    try:
-        from glmc_zoo.models.glmc_resnet import WeightsNotAvailableError
+                failed_check = isinstance(e, ExportError) and type(e).__name__ == "VerificationFailed"
+                raise _fail(str(e), code=1 if failed_check else 2) from None
+        return app.command(*args, **kwargs)(run)
+    return wrap
 
-        errors.append(WeightsNotAvailableError)
-    except ImportError:
-        pass
-    return tuple(errors)
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"glmc-zoo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """GLMC long-tailed image classifiers: list, inspect, convert, train, evaluate, export and predict."""
+
+
+def _model_ref(positional: str | None, option: str | None, required: bool = True) -> str | None:
+    """The model given as the first argument or as -m/--model (one of them, or both the same)."""
+    if positional and option and positional != option:
+        raise _fail(f"two models given ({positional!r} and --model {option!r}); give one")
+    ref = positional or option
+    if required and not ref:
+        raise _fail("give a model: -m/--model NAME (a registry name, arch.tag, hf-hub:, local-dir: or a folder)")
+    return ref
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -64,7 +110,7 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-@app.command("list")
+@command("list")
 def list_cmd(
     pretrained: Annotated[bool, typer.Option("--pretrained", help="List every arch.tag weight set.")] = False,
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
@@ -75,7 +121,9 @@ def list_cmd(
     from glmc_zoo.models import GLMC_META, glmc_model_names
 
     rows = []
-    names = glmc_model_names(pretrained=True) if pretrained else glmc_model_names()
+    # --pretrained: every weight set we know of, loadable or not (timm's own list_pretrained()
+    # offers only those that load).
+    names = sorted(n for n in GLMC_META if "." in n) if pretrained else glmc_model_names()
     for name in names:
         cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False)
         meta = GLMC_META.get(name) or GLMC_META.get(f"{name}.{cfg.tag}" if cfg and cfg.tag else name, {})
@@ -89,27 +137,35 @@ def list_cmd(
         typer.echo(_table(rows, ["name", "num_classes", "top1", "weights", "source"]))
 
 
-@app.command()
+@command()
 def info(
-    name: Annotated[str, typer.Argument(help="Architecture, arch.tag, local-dir:DIR or a weights folder.")],
+    name: Annotated[str | None, typer.Argument(help="Architecture, arch.tag, local-dir:DIR or a weights folder "
+                                                    "(or -m/--model).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="The same, as an option.")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
 ) -> None:
     """Everything the config knows about a model or weight set."""
-    import timm
-
-    from glmc_zoo.hub import read_config
-    from glmc_zoo.models import GLMC_META
-
+    name = _model_ref(name, model)
     path = Path(name.removeprefix("local-dir:"))
     if path.is_dir():
+        from glmc_zoo.hub import read_config
+
         if not (path / "config.json").is_file():
             raise _fail(f"{path}: no config.json; a weights folder holds model.safetensors and config.json")
         data = read_config(path)
     else:
-        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False) if timm.is_model(name.split(".")[0]) \
-            and name.split(".")[0].startswith("glmc_") else None
-        if cfg is None:
-            raise _fail(f"unknown model {name!r}; `glmc-zoo list --pretrained` shows them all")
+        import timm
+
+        from glmc_zoo.models import GLMC_META, glmc_model_names
+
+        known = set(glmc_model_names()) | set(GLMC_META)
+        if name not in known:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise _fail(f"unknown model {name!r}.{hint} `glmc-zoo list --pretrained` shows them all")
+        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False)
         full = f"{name.split('.')[0]}.{cfg.tag}" if cfg.tag else name
         data = dict(name=full, pretrained_cfg=cfg.to_dict(), glmc=GLMC_META.get(full, {}))
     if fmt == Fmt.json:
@@ -127,27 +183,40 @@ def info(
 # ---------------------------------------------------------------------------------------------
 
 
-@app.command()
+@command()
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(help="The authors' ckpt.pth.tar (or a bare state dict).")],
-    model: Annotated[str, typer.Option("--model", help="Architecture, e.g. glmc_resnet32.")],
-    num_classes: Annotated[int, typer.Option("--num-classes", help="Classes of the checkpoint's heads.")],
-    output: Annotated[Path, typer.Option("--output", help="Weights folder to write.")],
+    checkpoint: Annotated[Path, typer.Argument(help="The authors' ckpt.pth.tar, a bare state dict, or (with "
+                                                    "--as-timm) any glmc-zoo model reference.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Weights folder to write.")],
+    arch: Annotated[str | None, typer.Option("--arch", help="Architecture of the checkpoint, e.g. glmc_resnet32.")] = None,
+    num_classes: Annotated[int | None, typer.Option("--num-classes", help="Classes of the checkpoint's heads.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Pretrained entry for preprocessing and labels, "
                                                           "e.g. cifar100_lt_if100.")] = None,
+    released: Annotated[bool, typer.Option("--released", help="The file is the authors' released checkpoint "
+                                                               "for --tag: attach the numbers they report.")] = False,
+    as_timm: Annotated[bool, typer.Option("--as-timm", help="Write a plain timm resnet50 / resnext50_32x4d folder "
+                                                            "(fc_cb as fc), loadable without glmc-zoo.")] = False,
 ) -> None:
-    """Convert a released GLMC checkpoint (read with weights_only=True) into the zoo's format."""
-    from glmc_zoo.hub import CheckpointError, convert_checkpoint
+    """Convert a released GLMC checkpoint (read with weights_only=True) into the zoo's format, or a
+    zoo model into a plain timm model folder (--as-timm)."""
+    if as_timm:
+        from glmc_zoo.hub import export_timm
 
-    try:
-        out = convert_checkpoint(checkpoint, model, num_classes, output, tag=tag)
-    except CheckpointError as e:
-        raise _fail(str(e)) from None
+        out = export_timm(str(checkpoint), output)
+        typer.echo(f"wrote {out}; load it without glmc-zoo: timm.create_model('local-dir:{out}', pretrained=True)")
+        return
+    if not arch or not num_classes:
+        raise _fail("converting a checkpoint needs --arch (e.g. glmc_resnet32) and --num-classes")
+    if released and not tag:
+        raise _fail("--released needs --tag: which released run the file is (e.g. cifar100_lt_if100)")
+    from glmc_zoo.hub import convert_checkpoint
+
+    out = convert_checkpoint(checkpoint, arch, num_classes, output, tag=tag, released=released)
     typer.echo(f"wrote {out} (model.safetensors, config.json, README.md); load it with "
                f"timm.create_model('local-dir:{out}', pretrained=True)")
 
 
-@app.command()
+@command()
 def push(
     folder: Annotated[Path, typer.Argument(help="A weights folder (model.safetensors + config.json).")],
     repo_id: Annotated[str, typer.Option("--repo-id", help="Hub repository, ORG/NAME.")],
@@ -171,13 +240,14 @@ def push(
 # ---------------------------------------------------------------------------------------------
 
 
-@app.command()
+@command()
 def predict(
     sources: Annotated[list[str], typer.Argument(help="Image files, directories (recursed) and globs.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference or .onnx file "
                                                                     "(default: the bundled CIFAR-10-LT model).")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="auto | torch | onnx")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
+    backend: Annotated[Backend, typer.Option("--backend", help="auto: onnxruntime for .onnx files and the "
+                                                               "bundled default when installed, else PyTorch")] = Backend.auto,
+    device: Annotated[Device, typer.Option("--device", help="auto: the best that runs here")] = Device.auto,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 64,
     fmt: Annotated[PredFmt, typer.Option("--format", help="table | json | jsonl | csv")] = PredFmt.table,
@@ -188,16 +258,12 @@ def predict(
     """Classify images. Exit 0 if all were predicted, 1 if some failed (each reported), 2 on usage errors."""
     from glmc_zoo.inference import Predictor, expand_sources
 
-    if backend not in ("auto", "torch", "onnx"):
-        raise _fail(f"--backend {backend!r}: use auto, torch or onnx")
     files = expand_sources(sources)
     if not files:
         raise _fail("no input images (the directories given hold no image files)")
-    try:
-        predictor = Predictor(model, backend=backend, device=device, tensorrt=tensorrt)
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
-    typer.echo(f"model {predictor.backend.model_name} on {predictor.backend.name}/{predictor.device}", err=True)
+    predictor = Predictor(model, backend=backend.value, device=device.value, tensorrt=tensorrt)
+    typer.echo(f"model {predictor.backend.model_name} on {predictor.backend.name}/{predictor.backend.device_note}",
+               err=True)
     bar = None
     if len(files) > 1 and not no_progress and sys.stderr.isatty():
         try:
@@ -253,32 +319,42 @@ def _format_predictions(results, fmt: PredFmt) -> str:
     return _table(rows, ["source", "label", "score", "top"]) + "\n"
 
 
-@app.command()
+@command()
 def export(
-    model: Annotated[str, typer.Argument(help="Registry name, arch.tag, hf-hub:, local-dir: or a folder.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The .onnx file to write.")],
-    opset: Annotated[int, typer.Option("--opset", min=11)] = 17,
+    name: Annotated[str | None, typer.Argument(help="Registry name, arch.tag, hf-hub:, local-dir: or a folder "
+                                                    "(or -m/--model).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The .onnx file to write.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="The model, as an option.")] = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (18 or newer).")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="Store weights and activations in float16.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Static int8 quantization, calibrated on --calibration.")] = False,
+    calibration: Annotated[list[Path] | None, typer.Option(
+        "--calibration", help="Images (files or folders) to calibrate --int8 on.")] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", help="A fixed batch size, or 'dynamic'.")] = "dynamic",
     verify_images: Annotated[list[Path] | None, typer.Option(
         "--verify-images", help="Real images (files or folders) for the check; default: the bundled samples.")] = None,
+    rtol: Annotated[float, typer.Option("--rtol", min=0, help="fp32 check: |diff| <= atol + rtol * max|logit|.")] = 1e-5,
+    atol: Annotated[float, typer.Option("--atol", min=0)] = 1e-4,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the comparison with PyTorch.")] = False,
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
 ) -> None:
     """Export to one self-describing .onnx file, verified against PyTorch before it is kept."""
-    from glmc_zoo.export.onnx import ExportError, export_onnx
     from glmc_zoo.inference import expand_sources
+
+    ref = _model_ref(name, model)
+    if output is None:
+        raise _fail("give the file to write: -o/--output MODEL.onnx")
+    if batch_size != "dynamic" and not (batch_size.isdigit() and int(batch_size) > 0):
+        raise _fail(f"--batch-size {batch_size!r}: give a positive integer or 'dynamic'")
+    from glmc_zoo.export.onnx import check_export_args, export_onnx
     from glmc_zoo.samples import sample_images
 
-    if batch_size != "dynamic" and not batch_size.isdigit():
-        raise _fail(f"--batch-size {batch_size!r}: give a positive integer or 'dynamic'")
     bs = None if batch_size == "dynamic" else int(batch_size)
+    cal = expand_sources([str(p) for p in calibration]) if calibration else None
+    check_export_args(output, opset, bs, "int8" if int8 else "fp16" if fp16 else "fp32", cal)
     images = expand_sources([str(p) for p in verify_images]) if verify_images else [str(p) for p in sample_images()]
-    try:
-        report = export_onnx(model, output, opset=opset, fp16=fp16, batch_size=bs, verify_images=images)
-    except ExportError as e:
-        raise _fail(str(e), code=1) from None
-    except _user_errors() as e:
-        raise _fail(str(e)) from None
+    report = export_onnx(ref, output, opset=opset, fp16=fp16, int8=int8, calibration=cal, batch_size=bs,
+                         verify_images=images, rtol=rtol, atol=atol, verify=not no_verify)
     if fmt == Fmt.json:
         typer.echo(json.dumps(dict(output=str(output), **report.to_dict()), indent=2))
     else:
@@ -291,7 +367,7 @@ def export(
 # ---------------------------------------------------------------------------------------------
 
 
-@app.command()
+@command()
 def train(
     config: Annotated[str | None, typer.Option("--config", "-c", help="A named config (see --list).")] = None,
     list_configs: Annotated[bool, typer.Option("--list", help="List the named configs and exit.")] = False,
@@ -338,25 +414,29 @@ def train(
     typer.echo(f"run directory: {out}; weights: {out / 'model'}", err=True)
 
 
-@app.command("eval")
+@command("eval")
 def eval_cmd(
-    model: Annotated[str, typer.Argument(help="Model reference or weights folder.")],
-    data_root: Annotated[Path, typer.Option("--data-root", help="Folder with test/<class>/ (or val/).")],
+    name: Annotated[str | None, typer.Argument(help="Model reference or weights folder (or -m/--model).")] = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Folder with test/<class>/ (or val/).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="The model, as an option.")] = None,
     per_class_limit: Annotated[int, typer.Option("--per-class-limit", help="First N images per class.")] = 0,
-    device: Annotated[str, typer.Option("--device")] = "auto",
+    device: Annotated[Device, typer.Option("--device")] = Device.auto,
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON here.")] = None,
 ) -> None:
     """top-1, top-5, many/medium/few and per-class accuracy of a model on a test folder."""
+    ref = _model_ref(name, model)
+    if data_root is None:
+        raise _fail("give the test data: --data-root DIR (holding test/<class>/ or val/<class>/)")
     try:
-        from glmc_zoo.training.data import DataError
         from glmc_zoo.training.evaluate import evaluate_model
     except ImportError as e:
         raise _fail(f"evaluation needs: pip install 'glmc-zoo[train]' ({e})") from None
-    try:
-        m = evaluate_model(model, data_root, per_class_limit=per_class_limit, device=device)
-    except (DataError, *_user_errors()) as e:
-        raise _fail(str(e)) from None
+    m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value)
     m.pop("confusion", None)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(m, indent=2))
     if fmt == Fmt.json:
         typer.echo(json.dumps(m, indent=2))
         return
@@ -364,8 +444,8 @@ def eval_cmd(
         if m.get(k) is not None:
             typer.echo(f"{k:>7}: {m[k]:.2f}")
     typer.echo(f"      n: {m['n']}")
-    for name, acc in zip(m["classes"], m["per_class"]):
-        typer.echo(f"  {name:>16}: {'-' if acc is None else f'{acc:.2f}'}")
+    for cls, acc in zip(m["classes"], m["per_class"]):
+        typer.echo(f"  {cls:>16}: {'-' if acc is None else f'{acc:.2f}'}")
 
 
 def main() -> None:  # pragma: no cover

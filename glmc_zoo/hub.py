@@ -19,18 +19,11 @@ from pathlib import Path
 import torch
 
 from glmc_zoo._meta import HF_ORG, __version__
+from glmc_zoo.errors import CheckpointError, ModelLoadError, PushError  # noqa: F401  (re-exported)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
-
-
-class ModelLoadError(RuntimeError):
-    """A model reference, weights folder or checkpoint that cannot be loaded, with the fix."""
-
-
-class CheckpointError(ModelLoadError):
-    """A released checkpoint that is unsafe, unreadable or does not fit the architecture."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,9 +84,11 @@ def _explain_load_failure(ref: str, e: Exception) -> str:
         repo = ref[len("hf-hub:"):] if ref.startswith("hf-hub:") else _hub_id_of(ref)
         missing = _missing_in_cache(repo) if repo else []
         which = f" Missing from the cache: {', '.join(missing)}." if missing else ""
-        return (f"{ref}: the files are not in the local Hugging Face cache and the Hub cannot be reached "
-                f"(offline).{which} Fetch them once with network access: `huggingface-cli download {repo}` "
-                f"(or unset HF_HUB_OFFLINE), or point to a local folder with local-dir:DIR. Cause: {msg}")
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+        unset = " (HF_HUB_OFFLINE is set: unset it to let the download run)" if offline else ""
+        return (f"{ref}: the files are not in the local Hugging Face cache and the Hub cannot be reached."
+                f"{which} Fetch them once with network access: `hf download {repo}`{unset}, or point to a "
+                f"local folder with local-dir:DIR. Cause: {msg}")
     return f"{ref}: {msg}"
 
 
@@ -141,51 +136,95 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | 
         save_for_hf(model.eval(), tmp, model_config=model_config, safe_serialization=True)
         model.train(was_training)
         (tmp / CARD_NAME).write_text(card if card is not None else model_card(model, info))
-        tmp.chmod(0o755)
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        _replace_dir(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
-def model_card(model: torch.nn.Module, glmc: dict) -> str:
-    """A Hub model card (YAML metadata + markdown) from the model and its `glmc` block."""
+#: Hugging Face dataset ids of the datasets a card can name.
+HF_DATASETS = {"cifar10": "uoft-cs/cifar10", "cifar100": "uoft-cs/cifar100", "imagenet_lt": "ILSVRC/imagenet-1k",
+               "inat2018": "inaturalist-2018"}
+_CITATION = """@inproceedings{du2023glmc,
+  title={Global and Local Mixture Consistency Cumulative Learning for Long-tailed Visual Recognitions},
+  author={Du, Fei and Yang, Peng and Jia, Qi and Nan, Fengtao and Chen, Xiaoting and Yang, Yun},
+  booktitle={CVPR}, year={2023}}"""
+#: The hyper-parameters a card lists from the run's resolved config.
+_RECIPE_KEYS = ("model", "dataset", "imbalance_factor", "split", "seed", "epochs", "batch_size", "lr", "momentum",
+                "weight_decay", "schedule", "resample_weighting", "label_weighting", "contrast_weight", "mix_beta",
+                "normalization", "amp")
+
+
+def _no_local_paths(text: str) -> str:
+    """Absolute file-system paths (this machine's, meaningless on the Hub) replaced by their last part."""
+    import re
+
+    return re.sub(r"(?<![\w:/.])(?:\.{1,2})?/(?:[^\s'\"`/]+/)+([^\s'\"`/]*)", r"<local>/\1", text)
+
+
+def _card_dataset(glmc: dict) -> str | None:
+    ds = glmc.get("hf_dataset") or glmc.get("dataset")
+    if ds == "imagefolder":  # the trainer's default image folder is the CIFAR-10 JPEG copy
+        cfg = glmc.get("train_config") or {}
+        ds = "cifar10" if not cfg.get("data_root") and cfg.get("model", "").startswith("glmc_resnet32") else None
+    return HF_DATASETS.get(ds, ds) if ds else None
+
+
+def model_card(model: torch.nn.Module, glmc: dict, repo_id: str | None = None) -> str:
+    """A Hub model card (huggingface_hub's `ModelCard`: YAML metadata with a `model-index`, then
+    markdown) from the model and its `glmc` block. Metrics say whether they were measured here
+    or reported by the authors; the recipe is the run's resolved config; no local paths."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
     cfg = model.pretrained_cfg
     arch = cfg.get("architecture", "glmc")
     name = f"{arch}.{cfg['tag']}" if cfg.get("tag") else arch
-    metrics = glmc.get("measured") or glmc.get("reported") or {}
-    lines = ["---", "library_name: timm", "license: mit", "pipeline_tag: image-classification", "tags:",
-             "- image-classification", "- timm", "- glmc", "- long-tailed"]
-    if glmc.get("dataset"):
-        lines += ["datasets:", f"- {glmc['dataset']}"]
-    if metrics.get("top1") is not None:
-        lines += ["metrics:", "- accuracy"]
-    lines += ["---", "", f"# {name}", "",
-              "A GLMC (Global and Local Mixture Consistency cumulative learning, CVPR 2023) classifier. "
-              "Inference uses the rebalanced head `fc_cb`.", ""]
+    repo = repo_id or f"{HF_ORG}/{name}"
+    kind = "measured" if glmc.get("measured") else "reported" if glmc.get("reported") else None
+    metrics = glmc.get(kind) or {} if kind else {}
+    dataset = _card_dataset(glmc)
+    evals = []
+    if metrics.get("top1") is not None and dataset:
+        note = "measured by glmc-zoo at the final epoch" if kind == "measured" else \
+            f"reported by the authors ({glmc.get('reported_source') or 'paper / README'})"
+        evals = [EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
+                            metric_type="accuracy", metric_name=f"top-1 {key} ({note})" if key != "top1"
+                            else f"top-1 accuracy ({note})", metric_value=float(metrics[k]))
+                 for k, key in (("top1", "top1"), ("many", "many-shot"), ("medium", "medium-shot"),
+                                ("few", "few-shot")) if metrics.get(k) is not None]
+    data = ModelCardData(library_name="timm", license="mit", pipeline_tag="image-classification",
+                         tags=["image-classification", "timm", "glmc", "long-tailed"],
+                         datasets=[dataset] if dataset else None, model_name=name if evals else None,
+                         eval_results=evals or None)
+    lines = [f"# {name}", "",
+             "A GLMC (Global and Local Mixture Consistency cumulative learning, CVPR 2023) classifier. "
+             "Inference uses the rebalanced head `fc_cb`.", ""]
     if metrics:
-        kind = "Measured" if glmc.get("measured") else "Reported"
-        lines += [f"## {kind} accuracy", "", "| metric | value (%) |", "|---|---|"]
+        lines += [f"## {kind.capitalize()} accuracy", "", "| metric | value (%) |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in metrics.items() if isinstance(v, (int, float))]
-        if glmc.get("metrics_note"):
-            lines += ["", glmc["metrics_note"]]
+        source = glmc.get("metrics_note") if kind == "measured" else glmc.get("reported_source")
+        if source:
+            lines += ["", str(source)]
         lines.append("")
-    for key, title in (("recipe", "Recipe"), ("command", "Command"), ("training_time", "Training time"), ("data", "Data")):
+    train_cfg = glmc.get("train_config") or {}
+    if train_cfg:
+        lines += ["## Recipe", "", "The resolved training config of the run:", "", "| key | value |", "|---|---|"]
+        lines += [f"| {k} | {train_cfg[k]} |" for k in _RECIPE_KEYS if k in train_cfg]
+        lines.append("")
+    if glmc.get("recipe"):
+        lines += ["Reproduces: " + str(glmc["recipe"]), ""]
+    for key, title in (("command", "Command"), ("training_time", "Training time"), ("data", "Data")):
         if glmc.get(key):
             body = f"```\n{glmc[key]}\n```" if key == "command" else str(glmc[key])
             lines += [f"## {title}", "", body, ""]
+    if glmc.get("converted_from"):
+        lines += ["## Provenance", "", f"Converted with `glmc-zoo convert` from `{glmc['converted_from']}`.", ""]
     lines += ["## Usage", "", "```python", "import glmc_zoo, timm",
-              f"model = timm.create_model('{name}', pretrained=True).eval()  # or 'hf-hub:{HF_ORG}/{name}'", "```", "",
-              "## Citation", "", "```bibtex",
-              "@inproceedings{du2023glmc,", "  title={Global and Local Mixture Consistency Cumulative Learning "
-              "for Long-tailed Visual Recognitions},",
-              "  author={Du, Fei and Yang, Peng and Jia, Qi and Nan, Fengtao and Chen, Xiaoting and Yang, Yun},",
-              "  booktitle={CVPR}, year={2023}}", "```", ""]
-    return "\n".join(lines)
+              f"model = timm.create_model('hf-hub:{repo}', pretrained=True).eval()", "```", "",
+              "## Citation", "", "```bibtex", _CITATION, "```", ""]
+    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}\n",
+                                   body="\n".join(lines))
+    return _no_local_paths(str(card))
 
 
 def read_config(directory: str | Path) -> dict:
@@ -252,12 +291,13 @@ def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source
 
 
 def convert_checkpoint(checkpoint: str | Path, arch: str, num_classes: int, output: str | Path,
-                       tag: str | None = None) -> Path:
+                       tag: str | None = None, released: bool = False) -> Path:
     """Convert an authors' `.pth.tar` into a weights folder (safetensors + config + card).
 
     `tag` picks the pretrained entry whose preprocessing and labels the folder carries (e.g.
     `cifar100_lt_if100`); without it the architecture's default entry is used, with its labels
-    dropped when `num_classes` differs.
+    dropped when `num_classes` differs. `released=True` (the file is the authors' release for
+    `tag`) attaches the numbers the authors report for it; otherwise the folder claims none.
     """
     import timm
 
@@ -276,19 +316,82 @@ def convert_checkpoint(checkpoint: str | Path, arch: str, num_classes: int, outp
         model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=index_labels(num_classes))
     from glmc_zoo.models import pretrained_meta
 
-    meta = pretrained_meta(name)
-    glmc = dict(converted_from=Path(checkpoint).name, reported=meta.get("reported") or {},
-                reported_source=meta.get("reported_source"))
+    glmc = dict(converted_from=Path(checkpoint).name)
+    if released:  # the user says this is the authors' file for `tag`: its reported numbers apply
+        meta = pretrained_meta(name)
+        glmc.update(reported=meta.get("reported") or {}, reported_source=meta.get("reported_source"))
     return save_pretrained(model, output, glmc=glmc)
+
+
+#: GLMC architectures whose inference path is exactly a plain timm model (the same trunk, and
+#: `fc_cb` as timm's `fc`). The CIFAR ResNet-32s have no timm counterpart.
+PLAIN_TIMM_ARCH = {"glmc_resnet50": "resnet50", "glmc_resnext50_32x4d": "resnext50_32x4d"}
+
+
+def export_timm(model_ref: str, output: str | Path) -> Path:
+    """Write `model_ref` as a plain timm model folder (`model.safetensors` + `config.json`) that
+    `timm.create_model("local-dir:OUTPUT", pretrained=True)` loads without glmc-zoo installed.
+
+    The inference head `fc_cb` becomes timm's `fc`; the training-only heads (`fc`, projection,
+    predictor) are dropped. Loading GLMC weights into timm's resnet with `strict=False` instead
+    would silently keep GLMC's *plain* head `fc` and change the predictions.
+    """
+    import timm
+    from timm.models import save_for_hf
+
+    model = create_model(model_ref, pretrained=True).eval()
+    arch = model.pretrained_cfg.get("architecture")
+    if arch not in PLAIN_TIMM_ARCH:
+        raise ModelLoadError(f"{model_ref}: {arch} has no plain timm equivalent (only "
+                             f"{', '.join(PLAIN_TIMM_ARCH)} do); use the glmc-zoo format or an ONNX export")
+    plain = timm.create_model(PLAIN_TIMM_ARCH[arch], pretrained=False, num_classes=model.num_classes)
+    drop = ("fc.", "projection_head.", "contrast_head.")
+    sd = {k: v for k, v in model.state_dict().items() if not k.startswith(drop)}
+    sd = {("fc." + k[len("fc_cb."):]) if k.startswith("fc_cb.") else k: v for k, v in sd.items()}
+    plain.load_state_dict(sd, strict=True)
+    keys = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std", "num_classes", "label_names",
+            "license", "paper_ids")
+    cfg = dict(model.pretrained_cfg)
+    if len(cfg.get("label_names") or ()) != model.num_classes:
+        cfg.pop("label_names", None)
+    plain.pretrained_cfg = dict({k: cfg[k] for k in keys if k in cfg},
+                                architecture=PLAIN_TIMM_ARCH[arch], tag=model.pretrained_cfg.get("tag"))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
+    try:
+        extra = {"label_names": list(plain.pretrained_cfg["label_names"])} if plain.pretrained_cfg.get("label_names") \
+            else {}
+        save_for_hf(plain, tmp, model_config=extra, safe_serialization=True)
+        _replace_dir(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return output
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move the finished folder `new` into `target`. An existing `target` is first renamed aside
+    and deleted only after the new one is in place, so a crash leaves either folder whole."""
+    new.chmod(0o755)
+    for f in new.iterdir():
+        f.chmod(0o644)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # Publishing
 # ---------------------------------------------------------------------------------------------
-
-
-class PushError(RuntimeError):
-    """A push that cannot be done (bad repo id, no login, network), with the fix."""
 
 
 def push_folder(folder: str | Path, repo_id: str, dry_run: bool = False, private: bool = False,
@@ -306,6 +409,8 @@ def push_folder(folder: str | Path, repo_id: str, dry_run: bool = False, private
     if logits.shape[1] != model.num_classes or not torch.isfinite(logits).all():
         raise PushError(f"{folder}: the model loads but gives non-finite or mis-shaped logits {tuple(logits.shape)}")
     files = sorted((f.name, f.stat().st_size) for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    card = model_card(model, read_config(folder).get("glmc", {}), repo_id=repo_id)  # names the repo pushed to
+    files = [(n, len(card.encode()) if n == CARD_NAME else size) for n, size in files]
     if dry_run:
         return files
     from huggingface_hub import HfApi
@@ -316,7 +421,9 @@ def push_folder(folder: str | Path, repo_id: str, dry_run: bool = False, private
         api.create_repo(repo_id, private=private, exist_ok=True)
         api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
                           commit_message=commit_message or f"Upload {repo_id} with glmc-zoo {__version__}",
-                          ignore_patterns=[".*"])
+                          ignore_patterns=[".*", CARD_NAME])
+        api.upload_file(path_or_fileobj=card.encode(), path_in_repo=CARD_NAME, repo_id=repo_id, repo_type="model",
+                        commit_message=f"Model card for {repo_id}")
     except (HfHubHTTPError, OSError, ValueError) as e:
         raise PushError(f"upload of {folder} to {repo_id} failed: {_first_line(e)}. Log in with "
                         f"`hf auth login` and check the network and your write access to {repo_id.split('/')[0]}.") from e

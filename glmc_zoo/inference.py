@@ -25,20 +25,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from glmc_zoo._meta import IMAGE_SUFFIXES
+from glmc_zoo.errors import ImageLoadError, InferenceError  # noqa: F401  (re-exported)
 
 #: The model used when none is named: trained by this project and shipped in the package.
 DEFAULT_MODEL = "glmc_resnet32_w16.cifar10_lt_if100_jpeg"
 #: Images with more pixels than this are refused as decompression bombs (Pillow's own default
 #: warns at 89M and fails at 179M; we fail at the warning level).
 MAX_PIXELS = 89_478_485
-
-
-class InferenceError(RuntimeError):
-    """A model, backend or device that cannot be used, with the reason and the fix."""
-
-
-class ImageLoadError(ValueError):
-    """One input that cannot be read as an image."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,6 +62,13 @@ class Preprocess:
 
     def __call__(self, img: Image.Image) -> np.ndarray:
         """RGB PIL image -> (3, S, S) float32."""
+        img = self.resize_crop(img)
+        x = np.asarray(img, dtype=np.uint8).astype(np.float32) / np.float32(255.0)  # (S, S, 3)
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def resize_crop(self, img: Image.Image) -> Image.Image:
+        """The geometric part: short side to floor(S / crop_pct), centre crop S x S."""
         size = self.input_size[1]
         w, h = img.size
         short, long_ = (w, h) if w <= h else (h, w)
@@ -77,10 +77,7 @@ class Preprocess:
         if (new_w, new_h) != (w, h):
             img = img.resize((new_w, new_h), _PIL_INTERP[self.interpolation])
         top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-        img = img.crop((left, top, left + size, top + size))
-        x = np.asarray(img, dtype=np.uint8).astype(np.float32) / np.float32(255.0)  # (S, S, 3)
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1))
+        return img.crop((left, top, left + size, top + size))
 
     def to_dict(self) -> dict:
         return dict(input_size=list(self.input_size), mean=list(self.mean), std=list(self.std),
@@ -217,7 +214,8 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, path: str | Path, device: str = "auto", tensorrt: bool = False):
+    def __init__(self, path: str | Path, device: str = "auto", tensorrt: bool = False,
+                 available: list[str] | None = None):
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -226,23 +224,12 @@ class OnnxBackend:
         path = Path(path)
         if not path.is_file():
             raise InferenceError(f"{path}: no such ONNX file")
-        available = ort.get_available_providers()
-        providers, self.device = _ort_providers(device, available, tensorrt)
+        available = ort.get_available_providers() if available is None else available
+        ort.set_default_logger_severity(3)  # provider start-up failures are reported by us, in one line
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        if _cpu_only(providers):
-            # Leave cores to the image-decoding threads: on 2 cores, 1 model thread + 3 decoders ran
-            # end-to-end predict 1.2x faster than onnxruntime's default of one thread per core.
-            opts.intra_op_num_threads = max(1, (os.cpu_count() or 2) // 2)
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise InferenceError(f"{path}: onnxruntime cannot load it ({e})") from e
+        self.session, self.device, self.device_note = _open_session(ort, path, opts, device, available, tensorrt)
         used = self.session.get_providers()
-        if self.device == "cuda" and "CUDAExecutionProvider" not in used:
-            raise InferenceError(f"--device cuda: onnxruntime could not start its CUDA provider (session uses "
-                                 f"{used}). Check the CUDA and cuDNN libraries that onnxruntime-gpu "
-                                 f"{ort.__version__} needs, and that a GPU is visible.")
         meta = self.session.get_modelmeta().custom_metadata_map
         if "glmc_zoo" not in meta:
             raise InferenceError(f"{path}: not a glmc-zoo export (no glmc_zoo metadata); export it with "
@@ -276,11 +263,17 @@ def _fixed_batches(backend, x: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def _cpu_only(providers: list[str]) -> bool:
-    return providers == ["CPUExecutionProvider"]
+def _cpu_threads() -> int:
+    # Leave cores to the image-decoding threads: on 2 cores, 1 model thread + 3 decoders ran
+    # end-to-end predict 1.2x faster than onnxruntime's default of one thread per core.
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
-def _ort_providers(device: str, available: list[str], tensorrt: bool) -> tuple[list[str], str]:
+def _open_session(ort, path: Path, opts, device: str, available: list[str], tensorrt: bool):
+    """An InferenceSession on the best device that actually starts: -> (session, device, note).
+
+    `auto` tries the GPU providers onnxruntime lists (a CPU-only machine with onnxruntime-gpu
+    lists CUDA too) and takes the CPU when they cannot start; `cuda` fails with the reason."""
     if device not in ("auto", "cpu", "cuda"):
         raise InferenceError(f"--device {device!r}: use auto, cpu or cuda")
     has_cuda = "CUDAExecutionProvider" in available
@@ -288,12 +281,33 @@ def _ort_providers(device: str, available: list[str], tensorrt: bool) -> tuple[l
         raise InferenceError(f"--device cuda: this onnxruntime has no CUDA provider (available: {available}). "
                              f"Install onnxruntime-gpu (pip install 'glmc-zoo[onnx-gpu]') on a machine with a GPU, "
                              f"or use --device cpu.")
-    if device == "cpu" or (device == "auto" and not has_cuda):
-        return ["CPUExecutionProvider"], "cpu"
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if tensorrt and "TensorrtExecutionProvider" in available:
-        providers.insert(0, "TensorrtExecutionProvider")
-    return providers, "cuda"
+    why_not_gpu = "onnxruntime lists no GPU provider" if not has_cuda else ""
+    if device in ("auto", "cuda") and has_cuda:
+        gpu = (["TensorrtExecutionProvider"] if tensorrt and "TensorrtExecutionProvider" in available else []) + \
+            ["CUDAExecutionProvider"]
+        try:
+            with warnings.catch_warnings():  # onnxruntime warns when a listed provider is not usable: we say it
+                warnings.simplefilter("ignore")
+                session = ort.InferenceSession(str(path), sess_options=opts, providers=[*gpu, "CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types
+            if "NO_SUCHFILE" in str(e) or "INVALID_PROTOBUF" in str(e):
+                raise InferenceError(f"{path}: onnxruntime cannot load it ({e})") from e
+            session, why_not_gpu = None, f"the GPU providers failed to start ({str(e).splitlines()[0][:160]})"
+        if session is not None:
+            if "CUDAExecutionProvider" in session.get_providers():
+                return session, "cuda", f"onnxruntime {'/'.join(p[:-17] for p in session.get_providers())}"
+            why_not_gpu = "the CUDA provider did not start (no GPU visible, or its CUDA/cuDNN libraries are missing)"
+        if device == "cuda":
+            raise InferenceError(f"--device cuda: {why_not_gpu}. Check the CUDA and cuDNN libraries that "
+                                 f"onnxruntime-gpu {ort.__version__} needs, and that a GPU is visible; or use "
+                                 f"--device cpu.")
+    opts.intra_op_num_threads = _cpu_threads()
+    try:
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise InferenceError(f"{path}: onnxruntime cannot load it ({e})") from e
+    note = "cpu" if device == "cpu" else f"cpu ({why_not_gpu})"
+    return session, "cpu", note
 
 
 class TorchBackend:
@@ -316,6 +330,7 @@ class TorchBackend:
                 "no GPU is visible (or the driver is too old for CUDA " + str(torch.version.cuda) + ")"
             raise InferenceError(f"--device cuda: {why}. Use --device cpu.")
         self.device = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+        self.device_note = self.device if device != "auto" or self.device == "cuda" else "cpu (torch sees no CUDA device)"
         try:
             self.model = create_model(model, pretrained=True).to(self.device)
         except ModelLoadError as e:
@@ -336,6 +351,18 @@ class TorchBackend:
 # ---------------------------------------------------------------------------------------------
 
 
+def bundled_onnx(name: str = DEFAULT_MODEL) -> Path:
+    """The verified `.onnx` export shipped beside a bundled weight set (made by `glmc-zoo export`
+    from its safetensors; tests check that the two agree)."""
+    return Path(__file__).parent / "weights" / name / "model.onnx"
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 class Predictor:
     """Top-k predictions for images, on PyTorch or onnxruntime.
 
@@ -345,7 +372,11 @@ class Predictor:
 
     def __init__(self, model: str | None = None, backend: str = "auto", device: str = "auto",
                  tensorrt: bool = False, draft: bool = True, workers: int | None = None):
-        model = model or DEFAULT_MODEL
+        if backend not in ("auto", "torch", "onnx"):
+            raise InferenceError(f"--backend {backend!r}: use auto, torch or onnx")
+        if model is None:  # the bundled default: its verified .onnx where onnxruntime is installed
+            onnx_ok = backend == "onnx" or (backend == "auto" and _has_module("onnxruntime"))
+            model = str(bundled_onnx()) if onnx_ok and bundled_onnx().is_file() else DEFAULT_MODEL
         if backend == "auto":
             backend = "onnx" if str(model).endswith(".onnx") else "torch"
         if backend == "onnx":
@@ -357,8 +388,6 @@ class Predictor:
             if str(model).endswith(".onnx"):
                 raise InferenceError(f"{model}: an .onnx file runs on the onnx backend (--backend onnx or auto)")
             self.backend = TorchBackend(model, device)
-        else:
-            raise InferenceError(f"--backend {backend!r}: use auto, torch or onnx")
         self.preprocess = self.backend.preprocess
         self.labels = self.backend.labels
         self.draft = draft

@@ -74,7 +74,7 @@ def test_usage_errors_exit_2_without_traceback(w16_folder):
                  ["predict", EXAMPLES / "cat.jpg", "--top-k", "0"],
                  ["train", "--config", "nope"],
                  ["train", "--config", "cifar10_lt_if100", "--set", "epoch=3"],
-                 ["convert", EXAMPLES / "cat.jpg", "--model", "glmc_resnet32", "--num-classes", "10",
+                 ["convert", EXAMPLES / "cat.jpg", "--arch", "glmc_resnet32", "--num-classes", "10",
                   "--output", "/tmp/x"]):
         r = run(*args)
         assert r.exit_code == 2, (args, r.output)
@@ -115,3 +115,15 @@ def test_eval_command(w16_folder, cifar_root, fmt):
     if fmt == "json":
         m = json.loads(r.stdout)
         assert m["n"] == 50 and len(m["per_class"]) == 10 and {"many", "medium", "few"} <= set(m)
+
+
+def test_eval_refuses_train_and_test_with_different_classes(w16_folder, cifar_root, tmp_path):
+    import shutil
+
+    for split, names in (("train", ("cat", "dog")), ("test", ("cat", "ship"))):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            for f in sorted((cifar_root / "test" / name).glob("*.jpg"))[:2]:
+                shutil.copy(f, tmp_path / split / name / f.name)
+    r = run("eval", "-m", w16_folder, "--data-root", tmp_path)
+    assert r.exit_code == 2 and "hold different classes" in r.output and "'dog'" in r.output and "'ship'" in r.output

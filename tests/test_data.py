@@ -117,3 +117,40 @@ def test_image_folder_long_tailed(cifar_root):
 def test_image_folder_errors(tmp_path):
     with pytest.raises(DataError, match="expected .*train/<class>"):
         load_image_folder(tmp_path)
+
+
+def test_folder_with_an_empty_class_is_refused_by_name(tmp_path, cifar_root):
+    import shutil
+
+    from glmc_zoo.training.data import DataError, load_image_folder
+
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (tmp_path / split / name).mkdir(parents=True)
+        for f in sorted((cifar_root / split / "cat").glob("*.jpg"))[:3]:
+            shutil.copy(f, tmp_path / split / "cat" / f.name)
+    (tmp_path / "train" / "dog" / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="class folders with no image files.*dog"):
+        load_image_folder(tmp_path)
+
+
+def test_small_non_square_images_keep_their_aspect(tmp_path):
+    """In-memory decoding crops the centre like the eval preprocessing instead of squashing."""
+    import numpy as np
+    from glmc_zoo.training.data import load_image_folder
+    from PIL import Image
+
+    from glmc_zoo.inference import Preprocess
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(2):
+                Image.fromarray(rng.integers(0, 256, (24, 48, 3), dtype=np.uint8)).save(tmp_path / split / c / f"{i}.png")
+    data = load_image_folder(tmp_path, image_size=16)
+    assert data.in_memory and data.train.images.shape == (4, 16, 16, 3)
+    pre = Preprocess((3, 16, 16), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), crop_pct=1.0)
+    want = pre(Image.open(tmp_path / "test" / "a" / "0.png").convert("RGB"))  # (3, 16, 16) in [0, 1]
+    got = data.test.images[0].transpose(2, 0, 1).astype(np.float32) / 255.0
+    assert np.abs(got - want).max() < 1e-6

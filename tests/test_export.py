@@ -46,11 +46,10 @@ def test_fixed_batch_export(w16_folder, tmp_path):
     assert ort.InferenceSession(str(out)).get_inputs()[0].shape[0] == 4
 
 
-def test_failed_verification_leaves_no_file(w16_folder, tmp_path, monkeypatch):
-    monkeypatch.setattr(ex, "FP32_MAX_ABS", -1.0)  # an impossible bound: the check must fail
+def test_failed_verification_leaves_no_file(w16_folder, tmp_path):
     out = tmp_path / "bad.onnx"
-    with pytest.raises(ex.ExportError, match="(?s)did not pass verification.*FAILED"):
-        ex.export_onnx(str(w16_folder), out)
+    with pytest.raises(ex.VerificationFailed, match="(?s)did not pass verification.*FAILED"):
+        ex.export_onnx(str(w16_folder), out, atol=-1.0, rtol=0.0)  # an impossible bound: the check must fail
     assert list(tmp_path.iterdir()) == []
 
 

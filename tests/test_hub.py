@@ -117,7 +117,8 @@ def test_offline_missing_weights_says_which_file_and_how(tmp_path):
     _populate_hf_cache(cache, "glmc-zoo/partial", folder, files=("config.json",))
     r = _run_offline("hf-hub:glmc-zoo/partial", cache)
     assert r.returncode == 3, r.stderr
-    assert "not in the local Hugging Face cache" in r.stdout and "huggingface-cli download glmc-zoo/partial" in r.stdout
+    assert "not in the local Hugging Face cache" in r.stdout and "hf download glmc-zoo/partial" in r.stdout
+    assert "HF_HUB_OFFLINE is set" in r.stdout  # _run_offline sets it: the hint says to unset it
     assert "model.safetensors" in r.stdout or "pytorch_model.bin" in r.stdout
 
 

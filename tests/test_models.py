@@ -8,7 +8,8 @@ import glmc_zoo
 from glmc_zoo.models import GLMC_META
 
 ARCHS = glmc_zoo.glmc_model_names()
-TAGS = glmc_zoo.glmc_model_names(pretrained=True)
+TAGS = sorted(n for n in GLMC_META if "." in n)  # every weight set we describe, loadable or not
+LOADABLE = glmc_zoo.glmc_model_names(pretrained=True)  # what timm offers as pretrained
 
 
 def _input(model, batch=2):
@@ -67,7 +68,8 @@ def test_timm_contract(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_features_only_matches_hooks_on_the_real_stages(arch):
+@pytest.mark.parametrize("feature_cls", [None, "getter"])
+def test_features_only_matches_hooks_on_the_real_stages(arch, feature_cls):
     torch.manual_seed(0)
     model = timm.create_model(arch, num_classes=3).eval()
     x = _input(model)
@@ -78,22 +80,90 @@ def test_features_only_matches_hooks_on_the_real_stages(arch):
     model(x)
     for h in hooks:
         h.remove()
-    feat_model = timm.create_model(arch, num_classes=3, features_only=True).eval()
-    feat_model.model.load_state_dict({k: v for k, v in model.state_dict().items()
-                                      if not k.startswith(("fc", "projection_head", "contrast_head"))}, strict=False)
+    kw = dict(feature_cls=feature_cls) if feature_cls else {}
+    feat_model = timm.create_model(arch, num_classes=3, features_only=True, **kw).eval()
+    prefix = "model." if feature_cls == "getter" else ""  # timm's FeatureListNet keeps the model's own keys
+    trunk = {prefix + k: v for k, v in model.state_dict().items()
+             if not k.startswith(("fc", "projection_head", "contrast_head"))}
+    missing, unexpected = feat_model.load_state_dict(trunk, strict=False)
+    assert not missing and all("num_batches" in k or "layer" in k for k in unexpected), (missing, unexpected)
     outs = feat_model(x)
     assert len(outs) == len(names)
     for name, o in zip(names, outs, strict=True):
         assert torch.allclose(seen[name], o), name
         assert (o >= 0).all()  # post-ReLU: the stem's activation is not skipped
-    assert feat_model.feature_info.channels() == [o.shape[1] for o in outs]
+    info = feat_model.feature_info
+    assert info.channels() == [o.shape[1] for o in outs] and info.module_name() == names
+    assert [d["module"] for d in info.get_dicts()] == names and info.channels(-1) == outs[-1].shape[1]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_forward_intermediates_contract(arch):
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=3).eval()
+    x = _input(model)
+    n = len(model.feature_info)
+    final, inter = model.forward_intermediates(x)
+    assert len(inter) == n and torch.equal(final, model.forward_features(x))
+    last2 = model.forward_intermediates(x, indices=2, intermediates_only=True)
+    assert [t.shape for t in last2] == [t.shape for t in inter[-2:]]
+    picked = model.forward_intermediates(x, indices=[0, 1], stop_early=True, intermediates_only=True)
+    assert all(torch.equal(a, b) for a, b in zip(picked, inter[:2]))
+    with pytest.raises(ValueError, match="NCHW"):
+        model.forward_intermediates(x, output_fmt="NHWC")
+    kept = model.prune_intermediate_layers(indices=[1])
+    assert kept == [1] and isinstance(model.get_submodule(model.stage_names[-1]), torch.nn.Identity)
+    assert torch.equal(model.forward_intermediates(x, indices=[1], intermediates_only=True)[0], inter[1])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_grad_checkpointing_gives_the_same_gradients(arch):
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=3).train()
+    x = _input(model)
+
+    def grads():
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
+        out = model.forward_train(x)
+        (out.logits.sum() + out.logits_cb.sum() + out.p.sum()).backward()
+        return {k: p.grad.clone() for k, p in model.named_parameters()}
+
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = grads()
+    model.load_state_dict(state)  # the same BN statistics before the second pass
+    model.set_grad_checkpointing(True)
+    ckpt = grads()
+    assert plain.keys() == ckpt.keys()
+    for k in plain:
+        assert torch.allclose(plain[k], ckpt[k], atol=1e-5, rtol=1e-4), k
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_timm_head_options(arch):
+    model = timm.create_model(arch, num_classes=0, global_pool="")
+    x = _input(model)
+    out = model(x)
+    assert out.ndim == 4 and out.shape[1] == model.num_features  # unpooled (B, C, H, W), as timm
+    assert model.get_classifier(name_only=True) == "fc_cb"
+    assert model.head_hidden_size == model.num_features
+    groups = model.group_matcher(coarse=True)
+    assert set(groups) == {"stem", "blocks"}
+    dropped = timm.create_model(arch, num_classes=3, drop_rate=0.5).train()
+    assert dropped.head_drop.p == 0.5
+    torch.manual_seed(0)
+    a, b = dropped(x), dropped(x)
+    assert not torch.equal(a, b)  # dropout is active in training
+    with pytest.raises(ValueError, match="drop_path_rate"):
+        timm.create_model(arch, drop_path_rate=0.1)
 
 
 @pytest.mark.parametrize("name", TAGS)
 def test_pretrained_config_consistency(name):
     cfg = timm.models.get_pretrained_cfg(name)
     assert cfg.num_classes == len(cfg.label_names)
-    assert cfg.hf_hub_id and cfg.hf_hub_id.startswith(f"{glmc_zoo.HF_ORG}/")
+    # timm offers a tag as pretrained only when its weights load here
+    assert bool(cfg.has_weights) == (GLMC_META[name]["weights"] in ("bundled", "published")) == (name in LOADABLE)
     model = timm.create_model(name, pretrained=False)
     for head in cfg.classifier:
         assert model.get_submodule(head).out_features == cfg.num_classes
@@ -102,6 +172,19 @@ def test_pretrained_config_consistency(name):
     assert meta["weights"] in ("bundled", "not_published")
     if meta.get("reported"):
         assert meta["reported_source"]
+
+
+def test_every_listed_pretrained_tag_loads_offline():
+    """In timm, a listed tag loads: so it is here, for every tag timm.list_pretrained('glmc*') gives."""
+    assert LOADABLE == timm.list_pretrained("glmc*") and LOADABLE
+    assert not timm.is_model_pretrained("glmc_resnet32")  # released weights are converted, not downloaded
+    for name in LOADABLE:
+        model = timm.create_model(name, pretrained=True).eval()
+        with torch.no_grad():
+            out = model(_input(model))
+        assert out.shape[1] == model.pretrained_cfg["num_classes"] and torch.isfinite(out).all()
+    note = GLMC_META["glmc_resnet32.cifar100_lt_if100"]["weights_note"]
+    assert "glmc-zoo convert CKPT --arch glmc_resnet32 --num-classes 100 --tag cifar100_lt_if100 --released" in note
 
 
 def test_parameter_counts_match_the_reference():
@@ -124,7 +207,7 @@ def test_no_shortcut_keys_in_the_cifar_net():
 def test_unpublished_weights_say_so():
     from glmc_zoo.models.glmc_resnet import WeightsNotAvailableError
 
-    with pytest.raises(WeightsNotAvailableError, match="not yet on the Hub.*glmc-zoo convert"):
+    with pytest.raises(WeightsNotAvailableError, match="not on the Hub.*glmc-zoo convert CKPT --arch glmc_resnet32"):
         timm.create_model("glmc_resnet32.cifar100_lt_if100", pretrained=True)
     with pytest.raises(WeightsNotAvailableError, match="architecture only"):
         timm.create_model("glmc_resnet50", pretrained=True)

@@ -150,11 +150,11 @@ def large_image_folder(cifar_root, tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("dataset", ["imagefolder", "imagenet_lt"])
-def test_file_based_pipeline_runs(tmp_path, large_image_folder, dataset):
+@pytest.mark.parametrize("dataset, workers", [("imagefolder", 1), ("imagenet_lt", 1), ("imagefolder", 0)])
+def test_file_based_pipeline_runs(tmp_path, large_image_folder, dataset, workers):
     cfg = apply_overrides(get_config("imagenet_lt"), dict(
         dataset=dataset, data_root=str(large_image_folder), model="glmc_resnet32_w16", image_size=64, epochs=1,
-        batch_size=8, workers=1, imbalance_factor=1.0, max_images_per_class=0))
+        batch_size=8, workers=workers, imbalance_factor=1.0, max_images_per_class=0))
     metrics = train(cfg, tmp_path / "run", device="cpu", progress=False)
     assert metrics["n"] == 12 and 0.0 <= metrics["top1"] <= 100.0
     log = json.loads((tmp_path / "run" / "train_log.jsonl").read_text())
@@ -198,3 +198,51 @@ def test_normalization_option(cifar_root):
     assert measured.mean != released.mean and abs(measured.mean[0] - 0.49) < 0.05  # measured on the kept images
     with pytest.raises(DataError, match="normalization='cifar'"):
         load_data(apply_overrides(get_config("cifar10_lt_if100_w16"), dict(small, normalization="cifar")))
+
+
+class _Killed(BaseException):
+    """Stands for the process dying at that point: nothing after it runs, no handler saves."""
+
+
+@pytest.mark.parametrize("phase", ["mid_epoch", "before_final_eval", "during_final_save"])
+def test_kill_at_any_phase_then_resume_gives_the_same_final_weights(tmp_path, small_lt, monkeypatch, phase):
+    import glmc_zoo.training.loop as loop
+    import numpy as np
+
+    keep = np.arange(0, len(small_lt.train), 6)  # 204 images: quick, still every class
+    data = replace(small_lt, train=small_lt.train.subset(keep), train_indices=small_lt.train_indices[keep])
+    cfg = _cfg(epochs=2, eval_every=5, batch_size=32)
+    full = train(cfg, tmp_path / "a", device="cpu", progress=False, data=data)
+
+    out = tmp_path / "b"
+    if phase == "mid_epoch":
+        stopped = train(cfg, out, device="cpu", progress=False, data=data, should_stop=lambda e, s: (e, s) == (1, 2))
+        assert stopped["interrupted"]
+    else:
+        target = "_evaluate" if phase == "before_final_eval" else "save_pretrained"
+        original = getattr(loop, target) if target == "_evaluate" else None
+
+        def die(*a, **k):
+            raise _Killed(phase)
+
+        if target == "_evaluate":
+            monkeypatch.setattr(loop, "_evaluate", die)
+        else:
+            import glmc_zoo.hub as hub
+
+            monkeypatch.setattr(hub, "save_pretrained", die)
+        with pytest.raises(_Killed):
+            train(cfg, out, device="cpu", progress=False, data=data)
+        monkeypatch.undo()
+        assert original is None or loop._evaluate is original
+        assert not (out / "model").exists()
+    resumed = train(cfg, out, device="cpu", progress=False, data=data, resume=out)
+    assert resumed["top1"] == full["top1"] and resumed["epoch"] == 2
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "a" / "model" / "model.safetensors"), load_file(out / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [2] and (out / "training_curves.png").is_file()

@@ -13,9 +13,7 @@ import difflib
 import typing
 from dataclasses import dataclass, fields, replace
 
-
-class ConfigError(ValueError):
-    """A config name or override that does not exist or does not parse."""
+from glmc_zoo.errors import ConfigError  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

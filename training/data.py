@@ -20,13 +20,10 @@ import numpy as np
 import torch
 
 from glmc_zoo._meta import IMAGE_SUFFIXES, NORMALIZATION
+from glmc_zoo.errors import DataError  # noqa: F401  (re-exported)
 
 CIFAR10_JPEG_SHA256 = "64197f78d86f900d545fa29e70423601f904c78fff281668a16c712dcb638c88"
 IMAGENET_MEAN, IMAGENET_STD = NORMALIZATION["imagenet"]
-
-
-class DataError(ValueError):
-    """A dataset path or layout that cannot be used, with what to do about it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,32 +124,42 @@ def _list_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
         raise DataError(f"{root}: no class folders. Put each class's images in {root}/<class>/")
-    paths, targets = [], []
+    paths, targets, empty = [], [], []
     for c, name in enumerate(classes):
         files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            empty.append(name)
         paths += [str(p) for p in files]
         targets += [c] * len(files)
+    if empty:
+        raise DataError(f"{root}: class folders with no image files ({', '.join(IMAGE_SUFFIXES)}): "
+                        f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}. Add images or remove the folders.")
     return classes, paths, np.asarray(targets, dtype=np.int64)
 
 
 def _decode_all(paths: list[str], size: int) -> np.ndarray:
-    """Decode image files to (N, size, size, 3) uint8 (resized with bilinear where needed)."""
-    from PIL import Image
+    """Decode image files to (N, size, size, 3) uint8 as deployment does: `predict`'s decoder
+    (EXIF rotation; alpha, palette, 16-bit, CMYK to RGB), then, for other sizes, the short side
+    resized to `size` (bilinear) and a centre crop, so non-square images keep their aspect."""
+    from glmc_zoo.inference import load_image
 
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, p in enumerate(paths):
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            out[i] = np.asarray(im)
+        out[i] = _fit(load_image(p), size)
     return out
+
+
+def _fit(im, size: int) -> np.ndarray:
+    """RGB PIL image -> (size, size, 3) uint8 by the eval preprocessing's geometry at crop 1.0."""
+    from glmc_zoo.inference import Preprocess
+
+    return np.asarray(Preprocess((3, size, size), crop_pct=1.0).resize_crop(im), dtype=np.uint8)
 
 
 def _decode_cached(paths: list[str], size: int) -> np.ndarray:
     """`_decode_all`, cached in the glmc-zoo cache folder under a key of the files' paths, sizes
     and modification times (a changed file is decoded again). Written atomically."""
-    h = hashlib.sha1(str(size).encode())
+    h = hashlib.sha1(f"{size}\0aspect-crop".encode())  # the decoding recipe is part of the key
     for p in paths:
         st = os.stat(p)
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -170,16 +177,27 @@ def _decode_cached(paths: list[str], size: int) -> np.ndarray:
     return arr
 
 
-def _peek_side(path: str) -> int:
+def _largest_side(paths: list[str], limit: int) -> int:
+    """The largest image side among `paths` (headers only), stopping early once over `limit`."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return max(im.size)
+    largest = 0
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                largest = max(largest, *im.size)
+        except OSError as e:
+            raise DataError(f"{p}: cannot be read as an image ({e}); remove or replace the file") from e
+        if largest > limit:
+            break
+    return largest
 
 
 def _full_folder_split(root: Path, image_size: int) -> tuple[list[str], Split]:
+    """Small images (every one <= 64 px, for a model input <= 64 px) are decoded once into memory;
+    anything larger is read from the files by DataLoader workers."""
     classes, paths, targets = _list_folder(root)
-    if image_size <= 64 and _peek_side(paths[0]) <= 64:
+    if image_size <= 64 and _largest_side(paths, 64) <= 64:
         return classes, Split(targets, images=_decode_cached(paths, image_size))
     return classes, Split(targets, paths=paths)
 

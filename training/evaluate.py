@@ -47,8 +47,14 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     ref = model_ref[len("local-dir:"):] if model_ref.startswith("local-dir:") else model_ref
     counts = read_config(ref).get("glmc", {}).get("class_counts") if Path(ref).is_dir() else _bundled_counts(predictor)
     if counts is None and (root / "train").is_dir():
-        _, _, train_targets = _list_folder(root / "train")
-        counts = np.bincount(remap[train_targets], minlength=len(labels)).tolist()
+        train_classes, _, train_targets = _list_folder(root / "train")
+        if set(train_classes) != set(classes):
+            only_train, only_test = sorted(set(train_classes) - set(classes)), sorted(set(classes) - set(train_classes))
+            raise DataError(f"{root}: train/ and {test_dir.name}/ hold different classes (only in train: "
+                            f"{only_train[:10] or 'none'}; only in {test_dir.name}: {only_test[:10] or 'none'}), so "
+                            f"many/medium/few cannot be grouped; give both the same class folders")
+        train_remap = np.asarray([labels.index(c) for c in train_classes])  # by name, not by position
+        counts = np.bincount(train_remap[train_targets], minlength=len(labels)).tolist()
     out = summarize(np.asarray(preds), targets, counts, len(labels))
     out.update(model=model_ref, data=str(test_dir), classes=labels)
     return out

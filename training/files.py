@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 from glmc_zoo.training.data import LongTailedData
-from PIL import Image
+
+from glmc_zoo.inference import Preprocess, load_image
 
 
 class TwoViewFiles(torch.utils.data.Dataset):
-    """Image files -> (view1, view2, label), each view independently augmented."""
+    """Image files -> (view1, view2, label), each view independently augmented. Files are decoded
+    as `predict` decodes them (EXIF rotation; alpha, palette, 16-bit and CMYK to RGB)."""
 
     def __init__(self, paths: list[str], targets, transform, two_views: bool = True):
         self.paths, self.targets, self.transform, self.two_views = paths, targets, transform, two_views
@@ -17,16 +19,28 @@ class TwoViewFiles(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        with Image.open(self.paths[i]) as im:
-            im = im.convert("RGB")
+        im = load_image(self.paths[i])
         if self.two_views:
             return self.transform(im), self.transform(im), int(self.targets[i])
         return self.transform(im), int(self.targets[i])
 
 
+class _Tensor:
+    """A numpy preprocessing as a transform returning a tensor (picklable, for DataLoader workers)."""
+
+    def __init__(self, pre: Preprocess):
+        self.pre = pre
+
+    def __call__(self, im) -> torch.Tensor:
+        return torch.from_numpy(self.pre(im))
+
+
 def file_datasets(data: LongTailedData, image_size: int):
     """Train (RandomResizedCrop, ColorJitter(0.4, 0.4, 0.4, 0), RandomGrayscale(0.2), GaussianBlur
-    sigma [0.1, 2] with p=0.5, flip) and test (Resize(size / 0.875), CenterCrop) datasets."""
+    sigma [0.1, 2] with p=0.5, flip) and test datasets. The test side uses the deployment
+    preprocessing (`glmc_zoo.inference.Preprocess`, crop 0.875 as timm's ImageNet default: resize
+    the short side to floor(size / 0.875), centre crop), so a run's numbers are what `predict` and
+    `eval` compute on the same files."""
     from torchvision import transforms as T
 
     norm = T.Normalize(data.mean, data.std)
@@ -40,6 +54,7 @@ def file_datasets(data: LongTailedData, image_size: int):
         T.ToTensor(),
         norm,
     ])
-    test_tf = T.Compose([T.Resize(int(round(image_size / 0.875))), T.CenterCrop(image_size), T.ToTensor(), norm])
+    pre = Preprocess((3, image_size, image_size), tuple(data.mean), tuple(data.std), crop_pct=0.875)
+    test_tf = _Tensor(pre)
     return (TwoViewFiles(data.train.paths, data.train.targets, train_tf),
             TwoViewFiles(data.test.paths, data.test.targets, test_tf, two_views=False))

@@ -45,12 +45,9 @@ from glmc_zoo.training.method import (
 from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
 
 from glmc_zoo._meta import NORMALIZATION, __version__
+from glmc_zoo.errors import TrainError  # noqa: F401  (re-exported)
 
 CKPT_NAME = "checkpoint.pt"
-
-
-class TrainError(RuntimeError):
-    """A run that cannot start or continue (bad resume file, mismatched config, ...)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,7 +157,7 @@ class _Batches:
             x = self.train_u8[idx.to(self.device)]
             return (normalize(random_crop_flip(x, generator), self.mean, self.std),
                     normalize(random_crop_flip(x, generator), self.mean, self.std))
-        v1, v2 = zip(*(self.train_ds[int(i)] for i in idx))
+        v1, v2, _ = zip(*(self.train_ds[int(i)] for i in idx))
         return torch.stack(v1).to(self.device), torch.stack(v2).to(self.device)
 
     def loader(self, batches: list[torch.Tensor], generator: torch.Generator):
@@ -443,8 +440,11 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     if not metrics:  # resumed from the last epoch's checkpoint: the final evaluation did not run
         metrics = _evaluate(model, batches, data, dev, cfg.channels_last)
         _log(out, f"eval epoch {cfg.epochs} (after resume): top1 {metrics['top1']:.2f}", progress)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
+        log = out / "metrics.jsonl"
+        rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []
+        if not rows or rows[-1].get("epoch") != cfg.epochs:  # killed during the final save: already logged
+            with open(log, "a") as f:
+                f.write(json.dumps(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
         _plot_curves(out)
     final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
     (out / "metrics.json").write_text(json.dumps(final, indent=2))

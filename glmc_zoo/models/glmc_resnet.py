@@ -24,11 +24,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import SelectAdaptivePool2d
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._builder import resolve_pretrained_cfg
+from timm.models._features import feature_take_indices
 from timm.models.resnet import Bottleneck, ResNet
 
 from glmc_zoo._meta import HF_ORG, NORMALIZATION
+from glmc_zoo.errors import WeightsNotAvailableError  # noqa: F401  (re-exported)
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
 __all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet"]
@@ -83,50 +85,121 @@ class CifarBasicBlock(nn.Module):
 
 
 class GLMCResNet(nn.Module):
-    """The GLMC heads and the timm model contract, shared by every backbone.
+    """The GLMC heads and timm's model contract, shared by every backbone.
 
-    Subclasses build the stem and stages, set `num_features` and `feature_info`, and implement
-    `forward_intermediates` (the output of the stem and of each stage).
+    Subclasses build the stem (`conv1`, `bn1`, `act1`, and `maxpool` where there is one) and the
+    stages named in `stage_names`, and set `num_features` and `feature_info` (stem, then stages).
+
+    `forward()` uses `fc_cb` only: GLMC's other heads (`fc`, `projection_head`, `contrast_head`)
+    are trained through `forward_train()` and get no gradient from `forward()` by design.
     """
 
     num_features: int
     feature_info: list[dict]
+    stage_names: tuple[str, ...]
 
-    def _init_heads(self, num_classes: int, proj_dim: int, global_pool: str) -> None:
+    def _init_heads(self, num_classes: int, proj_dim: int, global_pool: str, drop_rate: float = 0.0) -> None:
         self.num_classes = num_classes
         self.proj_dim = proj_dim
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+        self.head_hidden_size = self.num_features
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
+        self.head_drop = nn.Dropout(drop_rate)  # before the class heads, as timm's ResNet
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.fc_cb = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         self.projection_head = nn.Sequential(nn.Linear(self.num_features, proj_dim))
         self.contrast_head = nn.Sequential(nn.Linear(proj_dim, proj_dim))
 
     # -- timm contract --------------------------------------------------------------------------
-    def get_classifier(self) -> nn.Module:
-        """The inference classifier, `fc_cb`."""
-        return self.fc_cb
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        """Parameter groups for layer-wise decay: the stem, then each stage (or each block)."""
+        return dict(stem=r"^conv1|bn1|maxpool", blocks=r"^layer(\d+)" if coarse else r"^layer(\d+)\.(\d+)")
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in backward instead of storing them."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> nn.Module | str:
+        """The inference classifier, `fc_cb` (its name with `name_only`)."""
+        return "fc_cb" if name_only else self.fc_cb
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace both class heads (`fc` and `fc_cb`) with fresh ones for `num_classes`."""
         self.num_classes = num_classes
         if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
         for name in ("fc", "fc_cb"):
             head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
             if isinstance(head, nn.Linear):
                 nn.init.kaiming_normal_(head.weight)
             setattr(self, name, head)
 
-    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
-        raise NotImplementedError
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act1(self.bn1(self.conv1(x)))
+
+    def _stage(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        layer = getattr(self, name)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(layer, x)
+        return layer(x)
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm's contract: the stem's and stages' outputs (index 0 = stem, 1.. = stages).
+
+        `indices`: the last n if an int, all if None, those listed otherwise. `norm` has no effect
+        (no final norm layer). Returns (final map, intermediates), or the intermediates alone.
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt={output_fmt!r}: GLMC ResNets give NCHW feature maps only")
+        take, max_index = feature_take_indices(len(self.stage_names) + 1, indices)
+        intermediates = []
+        x = self._stem(x)
+        if 0 in take:
+            intermediates.append(x)
+        x = self.maxpool(x) if hasattr(self, "maxpool") else x
+        names = self.stage_names[:max_index] if stop_early else self.stage_names
+        for i, name in enumerate(names, start=1):
+            x = self._stage(name, x)
+            if i in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the stages after the last of `indices` (and the heads): what `forward_intermediates`
+        needs and nothing more. Returns the normalised indices."""
+        take, max_index = feature_take_indices(len(self.stage_names) + 1, indices)
+        for name in self.stage_names[max_index:]:
+            setattr(self, name, nn.Identity())
+        if prune_head:
+            self.reset_classifier(0, "")
+            self.projection_head, self.contrast_head = nn.Identity(), nn.Identity()
+        return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> the last stage's unpooled map (B, F, h, w)."""
-        return self.forward_intermediates(x)[-1]
+        x = self._stem(x)
+        x = self.maxpool(x) if hasattr(self, "maxpool") else x
+        for name in self.stage_names:
+            x = self._stage(name, x)
+        return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """(B, F, h, w) -> (B, F) pooled features if `pre_logits`, else (B, C) `fc_cb` logits."""
-        x = self.global_pool(x)
+        """(B, F, h, w) -> (B, F) pooled features if `pre_logits`, else (B, C) `fc_cb` logits.
+        With `global_pool=''` the map stays unpooled (B, F, h, w), as in timm."""
+        x = self.head_drop(self.global_pool(x))
         return x if pre_logits else self.fc_cb(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +211,8 @@ class GLMCResNet(nn.Module):
         """(B, 3, H, W) -> logits of `fc` and `fc_cb`, projection z and prediction p."""
         feat = self.global_pool(self.forward_features(x))  # (B, F)
         z = self.projection_head(feat)  # (B, P)
-        return GLMCOutput(self.fc(feat), self.fc_cb(feat), z, self.contrast_head(z))
+        dropped = self.head_drop(feat)
+        return GLMCOutput(self.fc(dropped), self.fc_cb(dropped), z, self.contrast_head(z))
 
 
 class GLMCCifarResNet(GLMCResNet):
@@ -172,21 +246,13 @@ class GLMCCifarResNet(GLMCResNet):
             setattr(self, f"layer{i}", nn.Sequential(*blocks))
             self.feature_info.append(dict(num_chs=planes, reduction=2 ** (i - 1), module=f"layer{i}"))
         self.num_features = widths[-1]
-        self._init_heads(num_classes, proj_dim, global_pool)
+        self.stage_names = ("layer1", "layer2", "layer3")
+        self._init_heads(num_classes, proj_dim, global_pool, drop_rate)
         # The release applies Kaiming-normal to every Conv2d and Linear weight; biases and BN keep
         # PyTorch's defaults.
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
-
-    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, 32, 32) -> [stem (B, w0, 32, 32), layer1, layer2 (16x16), layer3 (8x8)]."""
-        x = self.act1(self.bn1(self.conv1(x)))
-        out = [x]
-        for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
-            out.append(x)
-        return out
 
 
 class GLMCImageNetResNet(GLMCResNet):
@@ -214,58 +280,11 @@ class GLMCImageNetResNet(GLMCResNet):
             setattr(self, name, getattr(trunk, name))
         self.feature_info = trunk.feature_info
         self.num_features = trunk.num_features
-        self._init_heads(num_classes, proj_dim, global_pool)
+        self.stage_names = ("layer1", "layer2", "layer3", "layer4")
+        self._init_heads(num_classes, proj_dim, global_pool, drop_rate)
         for m in (self.fc, self.fc_cb, self.projection_head[0], self.contrast_head[0]):
             if isinstance(m, nn.Linear):
                 nn.init.kaiming_normal_(m.weight)
-
-    def forward_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, 3, 224, 224) -> [stem (B, 64, 112, 112), layer1 (56), layer2 (28), layer3 (14),
-        layer4 (B, 2048, 7, 7)]."""
-        x = self.act1(self.bn1(self.conv1(x)))
-        out = [x]
-        x = self.maxpool(x)
-        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = layer(x)
-            out.append(x)
-        return out
-
-
-# ---------------------------------------------------------------------------------------------
-# features_only: the real stage outputs, taken from forward_intermediates
-# ---------------------------------------------------------------------------------------------
-
-
-class GLMCFeatures(nn.Module):
-    """`features_only=True` wrapper: returns the outputs of the stem and stages chosen by
-    `out_indices`, computed by the model's own forward (so no functional op is skipped)."""
-
-    def __init__(self, model: GLMCResNet, out_indices: tuple[int, ...] | None = None):
-        super().__init__()
-        n = len(model.feature_info)
-        self.out_indices = tuple(range(n)) if out_indices is None else tuple(i % n for i in out_indices)
-        for name in ("fc", "fc_cb", "projection_head", "contrast_head", "global_pool"):
-            setattr(model, name, nn.Identity())
-        self.model = model
-        self.feature_info = _FeatureInfo([model.feature_info[i] for i in self.out_indices])
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = self.model.forward_intermediates(x)
-        return [feats[i] for i in self.out_indices]
-
-
-class _FeatureInfo(list):
-    """A list of feature dicts with timm's `channels()` / `reduction()` accessors."""
-
-    def channels(self) -> list[int]:
-        return [f["num_chs"] for f in self]
-
-    def reduction(self) -> list[int]:
-        return [f["reduction"] for f in self]
-
-
-class WeightsNotAvailableError(RuntimeError):
-    """Raised when `pretrained=True` names a tag whose weights are not published anywhere yet."""
 
 
 def _check_weights_available(variant: str, kwargs: dict) -> None:
@@ -286,13 +305,15 @@ def _check_weights_available(variant: str, kwargs: dict) -> None:
 def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwargs) -> nn.Module:
     if pretrained:
         _check_weights_available(variant, kwargs)
-    features_only = kwargs.pop("features_only", False)
-    out_indices = kwargs.pop("out_indices", None)
-    model = build_model_with_cfg(model_cls, variant, pretrained, **kwargs)
-    if features_only:
-        model = GLMCFeatures(model, tuple(out_indices) if out_indices is not None else None)
-        model.pretrained_cfg = model.model.pretrained_cfg
-    return model
+    if kwargs.get("drop_path_rate"):
+        raise ValueError(f"{variant}: drop_path_rate={kwargs['drop_path_rate']} is not supported (GLMC's ResNets have "
+                         f"no stochastic depth); use drop_rate for dropout before the heads")
+    kwargs.pop("drop_path_rate", None)
+    n_features = 4 if model_cls is GLMCCifarResNet else 5
+    # features_only goes through timm's builder: FeatureListNet by default (the stem and stage
+    # modules run in order), feature_cls='getter' uses forward_intermediates.
+    return build_model_with_cfg(model_cls, variant, pretrained,
+                                feature_cfg=dict(out_indices=tuple(range(n_features))), **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,8 +326,8 @@ def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwarg
     NORMALIZATION["cifar10"], NORMALIZATION["cifar100"], NORMALIZATION["inat2018"])
 _PAPER = "arXiv:2305.08661"
 _RELEASE_NOTE = (
-    "the authors' checkpoint is on a file-sharing drive, not yet on the Hub: download it and run "
-    "`glmc-zoo convert CKPT --model ARCH --num-classes N --output DIR`"
+    "released by the authors on a file-sharing drive, not on the Hub: get the file and run "
+    "`glmc-zoo convert CKPT --arch {arch} --num-classes {c} --tag {tag} --released -o DIR`"
 )
 _README = "GLMC authors' README (best epoch, selected on the test set)"
 
@@ -314,7 +335,12 @@ _README = "GLMC authors' README (best epoch, selected on the test set)"
 def _entry(arch_tag: str, *, num_classes: int, labels, metrics: dict | None = None,
            source: str | None = None, weights: str = "not_published",
            weights_note: str = _RELEASE_NOTE, **cfg) -> dict:
-    hub = dict(hf_hub_id=f"{HF_ORG}/{arch_tag}") if "." in arch_tag else {}
+    # Only weights that load are timm pretrained weights (timm lists a tag as pretrained when its
+    # cfg has a file, url or hf_hub_id): the authors' releases keep their cfg (preprocessing,
+    # labels) for `convert --tag`, but no source, so `timm.list_pretrained()` does not offer them.
+    hub = dict(hf_hub_id=f"{HF_ORG}/{arch_tag}") if weights == "published" else {}
+    arch, _, tag = arch_tag.partition(".")
+    weights_note = weights_note.format(arch=arch, c=num_classes, tag=tag or "TAG")
     timm_cfg = dict(
         num_classes=num_classes, label_names=tuple(labels), first_conv="conv1",
         classifier=("fc_cb", "fc"), paper_ids=_PAPER, license="mit", **hub, **cfg,

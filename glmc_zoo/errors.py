@@ -1,0 +1,52 @@
+"""The package's exceptions: one base, `GLMCZooError`, for everything a user's input can cause.
+
+Each error says what was given, what was wrong and the fix. The CLI reports any `GLMCZooError`
+as one line and exits 2 (1 for `ExportError`: a verification that failed), never with a traceback.
+This module imports nothing heavy, so the CLI can catch these before torch is loaded.
+"""
+
+from __future__ import annotations
+
+
+class GLMCZooError(Exception):
+    """Base of every glmc-zoo error caused by input, configuration or environment."""
+
+
+class ModelLoadError(GLMCZooError, RuntimeError):
+    """A model reference or weights folder that cannot be loaded, with the reason and the fix."""
+
+
+class CheckpointError(ModelLoadError):
+    """A released checkpoint that cannot be read or converted."""
+
+
+class WeightsNotAvailableError(ModelLoadError):
+    """Pretrained weights asked for that are not published (or not shipped) anywhere we can load."""
+
+
+class PushError(GLMCZooError, RuntimeError):
+    """An upload to the Hugging Face Hub that cannot be done."""
+
+
+class InferenceError(GLMCZooError, RuntimeError):
+    """A model, backend or device that cannot be used for inference."""
+
+
+class ImageLoadError(GLMCZooError, ValueError):
+    """One input that cannot be read as an image."""
+
+
+class ExportError(GLMCZooError, RuntimeError):
+    """An export that failed or did not pass verification (no file is left behind)."""
+
+
+class ConfigError(GLMCZooError, ValueError):
+    """A training config name or override that does not exist or does not parse."""
+
+
+class DataError(GLMCZooError, ValueError):
+    """A dataset path or layout that cannot be used, with what to do about it."""
+
+
+class TrainError(GLMCZooError, RuntimeError):
+    """A run that cannot start or continue (bad resume file, mismatched config, ...)."""
