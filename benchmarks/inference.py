@@ -152,7 +152,7 @@ def main() -> None:
     print(f"machine: {machine()}\n")
     print("| model | batch | PyTorch eager | onnxruntime | onnxruntime / PyTorch speed |")
     print("|---|---|---|---|---|")
-    for r in model_rows(a.archs.split(","), a.repeat):
+    for r in model_rows([x for x in a.archs.split(",") if x], a.repeat):
         unit = (f"{r['torch_ms']:.2f} ms", f"{r['ort_ms']:.2f} ms") if r["batch"] == 1 else \
             (f"{r['torch_img_s']:.0f} img/s", f"{r['ort_img_s']:.0f} img/s")
         print(f"| {r['arch']} | {r['batch']} | {unit[0]} | {unit[1]} | {r['speedup']:.2f}x |")

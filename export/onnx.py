@@ -9,7 +9,8 @@ QDQ quantization, calibrated on images the user gives). Every export is compared
 model on every input given, at batch 1 and a larger batch, and refused (no file written) unless:
 - fp32: |onnx - torch| <= atol + rtol * max|torch| on every logit, and identical top-1;
 - fp16: top-1 agrees with PyTorch on >= 99% of the real images;
-- int8: top-1 agrees with PyTorch on >= 98% of the real images.
+- int8: top-1 agrees with PyTorch on >= 98% of the real images (convolutions in int8, the
+  classifier head kept in float).
 A check that compared nothing fails.
 """
 
@@ -198,7 +199,13 @@ def _quantize_int8(proto, model, calibration: list[str], seed: int):
     """Static int8 (QDQ, per-channel weights) with onnxruntime's quantization tools, activation
     ranges calibrated on `calibration` images preprocessed exactly as in deployment."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from glmc_zoo.inference import ImageLoadError, Preprocess, load_image
@@ -225,8 +232,13 @@ def _quantize_int8(proto, model, calibration: list[str], seed: int):
         src, prep, dst = Path(d) / "fp32.onnx", Path(d) / "prep.onnx", Path(d) / "int8.onnx"
         onnx.save(proto, str(src))
         quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
+        # Percentile calibration and the (tiny) classifier kept in float: on the bundled model and
+        # 500 CIFAR-10 test JPEGs, top-1 agreement with fp32 rose from 97.8% (min-max, all nodes)
+        # to 99.0%. Signed int8 activations: unsigned ones lost 7 points on this AVX2 CPU (no VNNI).
+        head = [n.name for n in onnx.load(str(prep)).graph.node if n.op_type in ("Gemm", "MatMul")]
         quantize_static(str(prep), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=head)
         return onnx.load(str(dst))
 
 

@@ -301,3 +301,30 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         save_pretrained(model, target, glmc={})
     assert not target.exists() and not list(tmp_path.iterdir())
     json.dumps({})
+
+
+def test_save_pretrained_over_an_existing_folder_never_loses_the_weights(tmp_path, monkeypatch):
+    """A crash while the new folder is moved in leaves the old folder whole (it is renamed aside,
+    not deleted, until the new one is in place)."""
+    import os
+
+    import glmc_zoo.hub as hub
+
+    target = save_pretrained(_trained_like(), tmp_path / "w")
+    before = (target / "model.safetensors").read_bytes()
+    real_replace = os.replace
+    calls = []
+
+    def crash_on_second_move(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # 1: old folder aside, 2: new folder in -> the process "dies" here
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(hub.os, "replace", crash_on_second_move)
+    with pytest.raises(OSError, match="disk full"):
+        save_pretrained(_trained_like(), target)
+    monkeypatch.undo()
+    assert (target / "model.safetensors").read_bytes() == before  # restored, loadable
+    create_model(f"local-dir:{target}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]  # no half-written folder left beside it
