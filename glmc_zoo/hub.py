@@ -133,8 +133,15 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | 
         if model_config["label_names"] is None:
             model_config.pop("label_names")
         was_training = model.training
-        save_for_hf(model.eval(), tmp, model_config=model_config, safe_serialization=True)
-        model.train(was_training)
+        cfg = model.pretrained_cfg
+        # Where these weights were read from (a bundled file's path on this machine, a Hub id) is
+        # not part of the saved weight set: the folder is its own source.
+        model.pretrained_cfg = {k: v for k, v in cfg.items() if k not in ("file", "hf_hub_id", "url", "source")}
+        try:
+            save_for_hf(model.eval(), tmp, model_config=model_config, safe_serialization=True)
+        finally:
+            model.pretrained_cfg = cfg
+            model.train(was_training)
         (tmp / CARD_NAME).write_text(card if card is not None else model_card(model, info))
         _replace_dir(tmp, directory)
     finally:

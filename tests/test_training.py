@@ -68,6 +68,12 @@ def test_real_data_run_learns(tmp_path, small_lt):
     assert cfg["glmc"]["measured"]["top1"] == round(metrics["top1"], 2)
     card = (folder / "README.md").read_text()
     assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
+    assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
+    assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set
+    import glmc_zoo
+    from glmc_zoo.training.bundle import bundle_root
+
+    assert bundle_root() == Path(glmc_zoo.__file__).resolve().parent / "weights"
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path, small_lt):

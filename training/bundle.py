@@ -12,10 +12,20 @@ import json
 import platform
 from pathlib import Path
 
-BUNDLE_ROOT = Path(__file__).resolve().parents[1] / "glmc_zoo" / "weights"
+
+def bundle_root() -> Path:
+    """The installed package's `weights/` folder (in a source checkout: glmc_zoo/weights)."""
+    import glmc_zoo
+
+    return Path(glmc_zoo.__file__).resolve().parent / "weights"
 
 
-def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path = BUNDLE_ROOT,
+SPLITS = {"standard": "the standard (LDAM) split: seed-0 shuffle per class",
+          "glmc": "GLMC's split: np.random.choice without replacement per class, seed {seed}",
+          "glmc_with_replacement": "GLMC's pre-2023-05-23 split: choice with replacement per class, seed {seed}"}
+
+
+def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | None = None,
                machine: str | None = None) -> Path:
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
     final-epoch metrics, exact command, training time and machine, and data provenance."""
@@ -35,9 +45,15 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path = BUN
         trained_by="glmc-zoo",
         data=data,
         training_time=f"{hours:.2f} h for {len(logs)} epochs on {machine or platform.processor() or platform.machine()}",
-        split_file="split.json of the run (standard LDAM split: seed-0 shuffle per class)",
+        split_file=f"split.json of the run ({_split_text(run_dir)})",
     )
-    return save_pretrained(model, Path(root) / name, glmc=glmc)
+    return save_pretrained(model, Path(root or bundle_root()) / name, glmc=glmc)
+
+
+def _split_text(run_dir: Path) -> str:
+    """The split the run actually used, from its split.json."""
+    split = json.loads((run_dir / "split.json").read_text())
+    return SPLITS.get(split["split"], split["split"]).format(seed=split.get("seed"))
 
 
 def main() -> None:
@@ -46,7 +62,7 @@ def main() -> None:
     ap.add_argument("name", help="arch.tag, e.g. glmc_resnet32_w16.cifar10_lt_if100_jpeg")
     ap.add_argument("--data", required=True, help="where the training data came from")
     ap.add_argument("--machine", default=None)
-    ap.add_argument("--root", default=str(BUNDLE_ROOT))
+    ap.add_argument("--root", default=None, help="default: the installed package's weights/ folder")
     a = ap.parse_args()
     print(bundle_run(a.run_dir, a.name, a.data, a.root, a.machine))
 
