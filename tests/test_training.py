@@ -31,7 +31,7 @@ def _cfg(**kw):
     return apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(base, **kw))
 
 
-def test_real_data_run_learns(tmp_path, small_lt):
+def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     out = tmp_path / "run"
     metrics = train(_cfg(), out, device="cpu", progress=False, data=small_lt, command="pytest smoke")
     print(f"smoke run: top1 {metrics['top1']:.2f} many {metrics['many']:.2f} medium {metrics['medium']:.2f}")
@@ -58,6 +58,18 @@ def test_real_data_run_learns(tmp_path, small_lt):
     model = create_model(str(out / "model"))
     assert model.pretrained_cfg["label_names"][3] == "cat"
 
+    # One preprocessing: the run's reported top-1 is what `eval` and `predict` compute on the same files
+    from glmc_zoo.training.evaluate import evaluate_model
+
+    from glmc_zoo.inference import Predictor
+
+    ev = evaluate_model(str(out / "model"), cifar_root, per_class_limit=100, device="cpu")
+    assert ev["n"] == 1000 and ev["top1"] == metrics["top1"]
+    files = [str(f) for d in sorted((cifar_root / "test").iterdir()) for f in sorted(d.glob("*.jpg"))[:100]]
+    preds = Predictor(str(out / "model"), backend="torch").predict(files, top_k=1)
+    correct = [p.predictions[0]["label"] == Path(p.source).parent.name for p in preds]
+    assert 100.0 * sum(correct) / len(correct) == metrics["top1"]
+
     from glmc_zoo.training.bundle import bundle_run
 
     from glmc_zoo.hub import read_config
@@ -70,8 +82,9 @@ def test_real_data_run_learns(tmp_path, small_lt):
     assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
     assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
     assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set
-    import glmc_zoo
     from glmc_zoo.training.bundle import bundle_root
+
+    import glmc_zoo
 
     assert bundle_root() == Path(glmc_zoo.__file__).resolve().parent / "weights"
 
