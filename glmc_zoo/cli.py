@@ -253,6 +253,8 @@ def predict(
     fmt: Annotated[PredFmt, typer.Option("--format", help="table | json | jsonl | csv")] = PredFmt.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     tensorrt: Annotated[bool, typer.Option("--tensorrt", help="onnx on cuda: try TensorRT first.")] = False,
+    draft: Annotated[bool, typer.Option("--draft", help="Decode large JPEGs at reduced scale: faster, but not "
+                                                        "the eval preprocessing (changes some predictions).")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Classify images. Exit 0 if all were predicted, 1 if some failed (each reported), 2 on usage errors."""
@@ -261,7 +263,7 @@ def predict(
     files = expand_sources(sources)
     if not files:
         raise _fail("no input images (the directories given hold no image files)")
-    predictor = Predictor(model, backend=backend.value, device=device.value, tensorrt=tensorrt)
+    predictor = Predictor(model, backend=backend.value, device=device.value, tensorrt=tensorrt, draft=draft)
     typer.echo(f"model {predictor.backend.model_name} on {predictor.backend.name}/{predictor.backend.device_note}",
                err=True)
     bar = None

@@ -368,10 +368,15 @@ class Predictor:
 
     `model`: a registry name or `arch.tag`, `hf-hub:`, `local-dir:` or a weights folder (torch
     backend), or an `.onnx` file (onnx backend). `backend="auto"` picks onnx for `.onnx` files.
+
+    `draft=True` decodes large JPEGs at a reduced DCT scale (2-3x faster on photos) but is not the
+    eval preprocessing: on 1,000 CIFAR-10 test images upscaled to 256 px it changed 12.4% of the
+    bundled model's top-1 predictions (top-1 51.6% with it, 46.9% without). Off by default, so
+    `predict`, `eval` and a run's reported numbers agree.
     """
 
     def __init__(self, model: str | None = None, backend: str = "auto", device: str = "auto",
-                 tensorrt: bool = False, draft: bool = True, workers: int | None = None):
+                 tensorrt: bool = False, draft: bool = False, workers: int | None = None):
         if backend not in ("auto", "torch", "onnx"):
             raise InferenceError(f"--backend {backend!r}: use auto, torch or onnx")
         if model is None:  # the bundled default: its verified .onnx where onnxruntime is installed

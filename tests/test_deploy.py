@@ -301,3 +301,23 @@ def test_converted_checkpoint_claims_reported_numbers_only_when_released(tmp_pat
     assert r.exit_code == 0, r.output
     assert read_config(tmp_path / "b")["glmc"]["reported"]["top1"] == 57.97
     assert "Reported accuracy" in (tmp_path / "b" / "README.md").read_text()
+
+
+def test_predict_uses_the_eval_preprocessing_by_default(tmp_path, cifar_test_images):
+    """Draft JPEG decoding is opt-in: by default predict's scores are those of `logits` (and eval)."""
+    from PIL import Image
+
+    files = []
+    for i, f in enumerate(cifar_test_images[0][:6]):
+        files.append(tmp_path / f"{i}.jpg")
+        Image.open(f).resize((256, 256), Image.BICUBIC).save(files[-1], quality=90)
+    p = Predictor(backend="onnx")
+    assert p.draft is False
+    probs = np.asarray([[d["score"] for d in sorted(r.predictions, key=lambda d: d["index"])]
+                        for r in p.predict(files, top_k=10)])
+    logits = p.logits(files)
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    assert np.allclose(probs, want / want.sum(1, keepdims=True), atol=1e-6)
+    drafted = Predictor(backend="onnx", draft=True).predict(files, top_k=10)
+    assert any(abs(a.predictions[0]["score"] - b.predictions[0]["score"]) > 1e-4
+               for a, b in zip(p.predict(files, top_k=10), drafted))  # draft decoding is a different input
