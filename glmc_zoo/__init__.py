@@ -20,7 +20,7 @@ import sys
 from glmc_zoo._meta import HF_ORG, __version__
 from glmc_zoo.errors import GLMCZooError
 
-_LAZY = {"GLMCOutput", "GLMCResNet", "glmc_model_names", "pretrained_meta"}
+_LAZY = {"GLMCOutput", "GLMCResNet", "WeightSet", "get_weights", "glmc_model_names", "weight_sets"}
 
 
 def _register() -> None:
@@ -71,5 +71,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'glmc_zoo' has no attribute {name!r}")
 
 
-__all__ = ["HF_ORG", "HAS_TORCH", "GLMCZooError", "__version__", "GLMCOutput", "GLMCResNet", "glmc_model_names",
-           "pretrained_meta", "has_torch"]
+__all__ = ["HF_ORG", "HAS_TORCH", "GLMCZooError", "__version__", "GLMCOutput", "GLMCResNet", "WeightSet",
+           "get_weights", "glmc_model_names", "weight_sets", "has_torch"]

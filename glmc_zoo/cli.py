@@ -115,26 +115,22 @@ def list_cmd(
     pretrained: Annotated[bool, typer.Option("--pretrained", help="List every arch.tag weight set.")] = False,
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
 ) -> None:
-    """Architectures, or with --pretrained every weight set: classes, reported top-1, availability."""
-    import timm
-
-    from glmc_zoo.models import GLMC_META, glmc_model_names
+    """Architectures, or with --pretrained every weight set: classes, top-1, availability."""
+    from glmc_zoo.models import get_weights, glmc_model_names, weight_sets
 
     rows = []
     # --pretrained: every weight set we know of, loadable or not (timm's own list_pretrained()
     # offers only those that load).
-    names = sorted(n for n in GLMC_META if "." in n) if pretrained else glmc_model_names()
-    for name in names:
-        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False)
-        meta = GLMC_META.get(name) or GLMC_META.get(f"{name}.{cfg.tag}" if cfg and cfg.tag else name, {})
-        rows.append(dict(name=name, num_classes=cfg.num_classes if cfg else None,
-                         top1=(meta.get("measured") or meta.get("reported") or {}).get("top1"),
-                         weights=meta.get("weights", "none"),
-                         source=meta.get("reported_source") or ""))
+    records = weight_sets() if pretrained else [get_weights(n) for n in glmc_model_names()]
+    names = [w.name for w in weight_sets()] if pretrained else glmc_model_names()
+    for name, ws in zip(names, records):
+        rows.append(dict(name=name, num_classes=ws.cfg["num_classes"] if ws else None,
+                         top1=ws.metrics.get("top1") if ws else None, kind=(ws.metrics_kind or "") if ws else "",
+                         weights=ws.availability if ws else "none", source=(ws.metrics_source or "") if ws else ""))
     if fmt == Fmt.json:
         typer.echo(json.dumps(rows, indent=2))
     else:
-        typer.echo(_table(rows, ["name", "num_classes", "top1", "weights", "source"]))
+        typer.echo(_table(rows, ["name", "num_classes", "top1", "kind", "weights", "source"]))
 
 
 @command()
@@ -156,9 +152,9 @@ def info(
     else:
         import timm
 
-        from glmc_zoo.models import GLMC_META, glmc_model_names
+        from glmc_zoo.models import WEIGHTS, get_weights, glmc_model_names
 
-        known = set(glmc_model_names()) | set(GLMC_META)
+        known = set(glmc_model_names()) | set(WEIGHTS)
         if name not in known:
             import difflib
 
@@ -167,7 +163,8 @@ def info(
             raise _fail(f"unknown model {name!r}.{hint} `glmc-zoo list --pretrained` shows them all")
         cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False)
         full = f"{name.split('.')[0]}.{cfg.tag}" if cfg.tag else name
-        data = dict(name=full, pretrained_cfg=cfg.to_dict(), glmc=GLMC_META.get(full, {}))
+        ws = get_weights(full)
+        data = dict(name=full, pretrained_cfg=cfg.to_dict(), weights=ws.as_dict() if ws else None)
     if fmt == Fmt.json:
         typer.echo(json.dumps(data, indent=2, default=list))
         return

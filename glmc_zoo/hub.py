@@ -321,12 +321,13 @@ def convert_checkpoint(checkpoint: str | Path, arch: str, num_classes: int, outp
         from glmc_zoo.labels import index_labels
 
         model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=index_labels(num_classes))
-    from glmc_zoo.models import pretrained_meta
+    from glmc_zoo.models import get_weights
 
     glmc = dict(converted_from=Path(checkpoint).name)
     if released:  # the user says this is the authors' file for `tag`: its reported numbers apply
-        meta = pretrained_meta(name)
-        glmc.update(reported=meta.get("reported") or {}, reported_source=meta.get("reported_source"))
+        ws = get_weights(name)
+        if ws is not None and ws.metrics_kind == "reported":
+            glmc.update(reported=dict(ws.metrics), reported_source=ws.metrics_source)
     return save_pretrained(model, output, glmc=glmc)
 
 

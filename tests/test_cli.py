@@ -32,12 +32,14 @@ def test_list_and_info():
     rows = json.loads(r.output)
     names = {x["name"]: x for x in rows}
     assert names["glmc_resnet32.cifar100_lt_if100"]["top1"] == 57.97
-    assert names["glmc_resnet32.cifar100_lt_if100"]["weights"] == "not_published"
+    assert names["glmc_resnet32.cifar100_lt_if100"]["weights"] == "released"
+    assert names["glmc_resnet32.cifar100_lt_if100"]["kind"] == "reported"
     t = run("list")
     assert "glmc_resnext50_32x4d" in t.output and "weights" in t.output
     i = run("info", "glmc_resnext50_32x4d.inat2018", "--format", "json")
     data = json.loads(i.output)
-    assert data["pretrained_cfg"]["num_classes"] == 8142 and data["glmc"]["reported"]["top1"] == 72.21
+    assert data["pretrained_cfg"]["num_classes"] == 8142 and data["weights"]["metrics"]["top1"] == 72.21
+    assert data["weights"]["metrics_kind"] == "reported" and "glmc-zoo convert" in data["weights"]["note"]
     bad = run("info", "glmc_nope")
     assert bad.exit_code == 2 and "unknown model" in bad.output
 

@@ -5,10 +5,10 @@ import timm
 import torch
 
 import glmc_zoo
-from glmc_zoo.models import GLMC_META
+from glmc_zoo.models import WEIGHTS, get_weights
 
 ARCHS = glmc_zoo.glmc_model_names()
-TAGS = sorted(n for n in GLMC_META if "." in n)  # every weight set we describe, loadable or not
+TAGS = sorted(n for n in WEIGHTS if "." in n)  # every weight set we describe, loadable or not
 LOADABLE = glmc_zoo.glmc_model_names(pretrained=True)  # what timm offers as pretrained
 
 
@@ -163,15 +163,17 @@ def test_pretrained_config_consistency(name):
     cfg = timm.models.get_pretrained_cfg(name)
     assert cfg.num_classes == len(cfg.label_names)
     # timm offers a tag as pretrained only when its weights load here
-    assert bool(cfg.has_weights) == (GLMC_META[name]["weights"] in ("bundled", "published")) == (name in LOADABLE)
+    ws = WEIGHTS[name]
+    assert bool(cfg.has_weights) == ws.loadable == (name in LOADABLE)
     model = timm.create_model(name, pretrained=False)
     for head in cfg.classifier:
         assert model.get_submodule(head).out_features == cfg.num_classes
     assert model.get_submodule(cfg.first_conv).in_channels == 3
-    meta = GLMC_META[name]
-    assert meta["weights"] in ("bundled", "not_published")
-    if meta.get("reported"):
-        assert meta["reported_source"]
+    assert ws.availability in ("bundled", "published", "released")
+    assert ws.labels == tuple(cfg.label_names) and ws.transforms["mean"] == tuple(cfg.mean)  # one record, one cfg
+    if ws.metrics:
+        assert ws.metrics_kind in ("measured", "reported") and ws.metrics_source
+        assert (ws.metrics_kind == "measured") == (ws.trained_by == "glmc-zoo")
 
 
 def test_every_listed_pretrained_tag_loads_offline():
@@ -183,7 +185,7 @@ def test_every_listed_pretrained_tag_loads_offline():
         with torch.no_grad():
             out = model(_input(model))
         assert out.shape[1] == model.pretrained_cfg["num_classes"] and torch.isfinite(out).all()
-    note = GLMC_META["glmc_resnet32.cifar100_lt_if100"]["weights_note"]
+    note = get_weights("glmc_resnet32.cifar100_lt_if100").note
     assert "glmc-zoo convert CKPT --arch glmc_resnet32 --num-classes 100 --tag cifar100_lt_if100 --released" in note
 
 

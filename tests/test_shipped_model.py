@@ -18,9 +18,10 @@ SHIPPED_SUBSET_TOP1 = 51.7
 
 
 def test_default_model_is_the_shipped_one():
-    meta = glmc_zoo.pretrained_meta(DEFAULT_MODEL)
-    assert meta["weights"] == "bundled" and meta["trained_by"] == "glmc-zoo"
-    assert set(meta["measured"]) >= {"top1", "many", "medium"}  # CIFAR-10-LT IF 100 has no class with <= 20 images
+    ws = glmc_zoo.get_weights(DEFAULT_MODEL)
+    assert ws.availability == "bundled" and ws.loadable and ws.trained_by == "glmc-zoo"
+    assert ws.metrics_kind == "measured" and set(ws.metrics) >= {"top1", "many", "medium"}  # IF 100: no class <= 20
+    assert ws.labels[3] == "cat" and ws.transforms["input_size"] == (3, 32, 32) and sum(ws.class_counts) == 12406
     p = Predictor()
     assert p.backend.model_name == DEFAULT_MODEL and p.labels[3] == "cat"
 

@@ -63,7 +63,8 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
 def _bundled_counts(predictor) -> list[int] | None:
     cfg = getattr(predictor.backend, "model", None)
     cfg = getattr(cfg, "pretrained_cfg", {}) or {}
-    from glmc_zoo.models import pretrained_meta
+    from glmc_zoo.models import get_weights
 
     name = f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else cfg.get("architecture", "")
-    return pretrained_meta(name).get("class_counts")
+    ws = get_weights(name) if name else None
+    return list(ws.class_counts) if ws is not None and ws.class_counts else None

@@ -17,6 +17,7 @@ Heads (all models):
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,7 +34,7 @@ from glmc_zoo._meta import HF_ORG, NORMALIZATION
 from glmc_zoo.errors import WeightsNotAvailableError  # noqa: F401  (re-exported)
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
-__all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet"]
+__all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet", "WeightSet", "WEIGHTS"]
 
 
 class GLMCOutput(NamedTuple):
@@ -293,10 +294,10 @@ def _check_weights_available(variant: str, kwargs: dict) -> None:
     name = f"{variant}.{cfg.tag}" if cfg.tag else variant
     if cfg.source in ("hf-hub", "local-dir") or cfg.file or cfg.state_dict:
         return  # an explicit source given by the user: let it load (or fail) on its own terms
-    meta = GLMC_META.get(name, {})
-    if meta.get("weights") != "bundled":
+    ws = WEIGHTS.get(name)
+    if ws is None or not ws.loadable:
         raise WeightsNotAvailableError(
-            f"{name}: {meta.get('weights_note', 'no pretrained weights exist for this model')}. "
+            f"{name}: {ws.note if ws else 'no pretrained weights exist for this model'}. "
             f"Use pretrained=False for random init, or load a converted folder with "
             f"timm.create_model('local-dir:DIR', pretrained=True)."
         )
@@ -317,9 +318,8 @@ def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwarg
 
 
 # ---------------------------------------------------------------------------------------------
-# Pretrained configurations: one entry per weight set. timm reads `default_cfgs`; the GLMC-only
-# metadata (weights status, reported metrics and their source) lives in `GLMC_META`, split off the
-# same table so the two cannot disagree.
+# Weight sets: one typed `WeightSet` record each (`WEIGHTS`). timm's `default_cfgs`, the CLI's
+# listing and the pretrained=True checks are all derived from these records.
 # ---------------------------------------------------------------------------------------------
 
 (_CIFAR10_MEAN, _CIFAR10_STD), (_CIFAR100_MEAN, _CIFAR100_STD), (_INAT_MEAN, _INAT_STD) = (
@@ -332,9 +332,64 @@ _RELEASE_NOTE = (
 _README = "GLMC authors' README (best epoch, selected on the test set)"
 
 
+@dataclass(frozen=True)
+class WeightSet:
+    """One set of GLMC weights, the single source of truth about it (in the spirit of
+    torchvision's `Weights`): timm's pretrained config (preprocessing, labels, heads) and what we
+    know of the weights. The timm registration, `glmc-zoo list` / `info` and the checks of
+    `pretrained=True` are all derived from these records.
+
+    availability: "bundled" (shipped in the package), "published" (on the Hugging Face Hub),
+    "released" (the authors' file, to be converted with `glmc-zoo convert`), "none" (architecture
+    only). metrics: top1 / top5 / many / medium / few that are known, all of one `metrics_kind`:
+    "measured" (by glmc-zoo, final epoch) or "reported" (by the authors), with `metrics_source`.
+    """
+
+    name: str
+    cfg: dict
+    availability: str
+    note: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_kind: str | None = None
+    metrics_source: str | None = None
+    class_counts: tuple[int, ...] | None = None
+    recipe: str | None = None
+    trained_by: str | None = None
+
+    @property
+    def arch(self) -> str:
+        return self.name.partition(".")[0]
+
+    @property
+    def tag(self) -> str:
+        return self.name.partition(".")[2]
+
+    @property
+    def loadable(self) -> bool:
+        """Whether `timm.create_model(name, pretrained=True)` loads these weights here."""
+        return self.availability in ("bundled", "published")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.cfg["label_names"])
+
+    @property
+    def transforms(self) -> dict:
+        """The eval preprocessing (`glmc_zoo.inference.Preprocess.from_config` reads the same keys)."""
+        return {k: self.cfg.get(k) for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}
+
+    def as_dict(self) -> dict:
+        """A JSON-able view (for `info --format json`)."""
+        return dict(name=self.name, availability=self.availability, note=self.note, metrics=dict(self.metrics),
+                    metrics_kind=self.metrics_kind, metrics_source=self.metrics_source,
+                    num_classes=self.cfg["num_classes"], transforms=self.transforms,
+                    class_counts=list(self.class_counts) if self.class_counts else None, recipe=self.recipe,
+                    trained_by=self.trained_by)
+
+
 def _entry(arch_tag: str, *, num_classes: int, labels, metrics: dict | None = None,
-           source: str | None = None, weights: str = "not_published",
-           weights_note: str = _RELEASE_NOTE, **cfg) -> dict:
+           source: str | None = None, weights: str = "released", weights_note: str = _RELEASE_NOTE,
+           kind: str = "reported", **cfg) -> WeightSet:
     # Only weights that load are timm pretrained weights (timm lists a tag as pretrained when its
     # cfg has a file, url or hf_hub_id): the authors' releases keep their cfg (preprocessing,
     # labels) for `convert --tag`, but no source, so `timm.list_pretrained()` does not offer them.
@@ -345,12 +400,11 @@ def _entry(arch_tag: str, *, num_classes: int, labels, metrics: dict | None = No
         num_classes=num_classes, label_names=tuple(labels), first_conv="conv1",
         classifier=("fc_cb", "fc"), paper_ids=_PAPER, license="mit", **hub, **cfg,
     )
-    meta = dict(weights=weights, weights_note=weights_note, reported=metrics or {},
-                reported_source=source)
-    return dict(timm=timm_cfg, glmc=meta)
+    return WeightSet(arch_tag, timm_cfg, weights, weights_note, dict(metrics or {}),
+                     kind if metrics else None, source if metrics else None)
 
 
-def _cifar(arch_tag: str, c: int, top1: float | None = None, **kw) -> dict:
+def _cifar(arch_tag: str, c: int, top1: float | None = None, **kw) -> WeightSet:
     mean, std = (_CIFAR10_MEAN, _CIFAR10_STD) if c == 10 else (_CIFAR100_MEAN, _CIFAR100_STD)
     labels = CIFAR10_LABELS if c == 10 else CIFAR100_LABELS
     metrics = dict(top1=top1) if top1 is not None else kw.pop("metrics", None)
@@ -359,8 +413,10 @@ def _cifar(arch_tag: str, c: int, top1: float | None = None, **kw) -> dict:
                   pool_size=(8, 8), crop_pct=1.0, interpolation="bilinear", mean=mean, std=std, **kw)
 
 
-def _imagenet_style(arch_tag: str, c: int, labels, metrics: dict | None = None, **kw) -> dict:
+def _imagenet_style(arch_tag: str, c: int, labels, metrics: dict | None = None, **kw) -> WeightSet:
     kw.setdefault("source", _README if metrics else None)
+    kw.setdefault("mean", NORMALIZATION["imagenet"][0])  # written out, so the record holds the whole transform
+    kw.setdefault("std", NORMALIZATION["imagenet"][1])
     return _entry(arch_tag, num_classes=c, labels=labels, metrics=metrics, input_size=(3, 224, 224),
                   pool_size=(7, 7), crop_pct=0.875, interpolation="bilinear", **kw)
 
@@ -369,7 +425,7 @@ _NO_WEIGHTS = dict(weights="none", weights_note="architecture only: no GLMC weig
 _BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
-def _bundled(arch_tag: str) -> dict:
+def _bundled(arch_tag: str) -> WeightSet:
     """A weight set trained by this project and shipped in the package. Its preprocessing, labels
     and measured metrics are read from the shipped config.json, the one place they are written."""
     folder = _BUNDLED_DIR / arch_tag
@@ -378,11 +434,12 @@ def _bundled(arch_tag: str) -> dict:
     keys = ("input_size", "pool_size", "crop_pct", "interpolation", "mean", "std")
     entry = _entry(arch_tag, num_classes=cfg["num_classes"], labels=cfg["label_names"], metrics=glmc["measured"],
                    source=glmc["metrics_note"], weights="bundled", weights_note="shipped inside the package",
-                   file=str(folder / "model.safetensors"), **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k]
-                                                              for k in keys})
-    entry["glmc"]["measured"] = entry["glmc"].pop("reported")
-    entry["glmc"].update(trained_by="glmc-zoo", class_counts=glmc.get("class_counts"), recipe=glmc.get("recipe"))
-    return entry
+                   kind="measured", file=str(folder / "model.safetensors"),
+                   **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k] for k in keys})
+    counts = glmc.get("class_counts")
+    return replace(entry, class_counts=tuple(counts) if counts else None, recipe=glmc.get("recipe"),
+                   trained_by="glmc-zoo")
+
 
 _TABLE = {
     # Released "updated" CIFAR runs (reference sections 3 and 8): width-64 ResNet-32.
@@ -410,8 +467,9 @@ _TABLE = {**{n: _bundled(n) for n in sorted(p.name for p in _BUNDLED_DIR.glob("*
 if not any(name.startswith("glmc_resnet32_w16.") for name in _TABLE):  # no shipped weights: architecture only
     _TABLE["glmc_resnet32_w16"] = _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS)
 
-default_cfgs = generate_default_cfgs({k: v["timm"] for k, v in _TABLE.items()})
-GLMC_META: dict[str, dict] = {k: v["glmc"] for k, v in _TABLE.items()}
+#: Every weight set (and architecture-only entry) by name: the single source of truth.
+WEIGHTS: dict[str, WeightSet] = dict(_TABLE)
+default_cfgs = generate_default_cfgs({k: w.cfg for k, w in WEIGHTS.items()})
 
 
 # ---------------------------------------------------------------------------------------------
