@@ -70,7 +70,14 @@ def weights_sha256(model_ref: str, model) -> str | None:
     import hashlib
 
     folder = Path(model_ref.removeprefix("local-dir:"))
-    path = folder / "model.safetensors" if folder.is_dir() else Path(model.pretrained_cfg.get("file") or "")
+    if folder.is_dir():
+        path = folder / "model.safetensors"
+    else:  # a bundled weight set: its registry record knows the file
+        from glmc_zoo.models import get_weights
+
+        cfg = model.pretrained_cfg
+        ws = get_weights(f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else model_ref)
+        path = Path((ws.cfg.get("file") if ws else None) or "")
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 

@@ -213,3 +213,31 @@ def test_unpublished_weights_say_so():
         timm.create_model("glmc_resnet32.cifar100_lt_if100", pretrained=True)
     with pytest.raises(WeightsNotAvailableError, match="architecture only"):
         timm.create_model("glmc_resnet50", pretrained=True)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_torch_export_and_fullgraph_compile(arch):
+    """torch.export and a graph-break-free torch.compile (dynamo capture; the eager backend keeps the
+    test fast on CPU) of the inference forward and of the training outputs and GLMC loss."""
+    from glmc_zoo.training.method import class_weights, glmc_loss
+
+    torch.manual_seed(0)
+    model = timm.create_model(arch, num_classes=3).eval()
+    x = _input(model)
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        assert torch.allclose(exported.module()(x), model(x), atol=1e-5)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x), atol=1e-5)
+    model.train()
+    label_w = class_weights(torch.tensor([50, 20, 5]), 1.2)
+    y = torch.nn.functional.one_hot(torch.tensor([0, 2]), 3).float()
+
+    def train_loss(a, b):
+        return glmc_loss(model.forward_train(a), model.forward_train(b), y, y, label_w, 0.5, 1.0)["loss"]
+
+    loss = torch.compile(train_loss, fullgraph=True, backend="eager")(x, x.flip(0))
+    loss.backward()
+    assert torch.isfinite(loss) and model.fc_cb.weight.grad is not None

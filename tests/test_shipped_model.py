@@ -22,6 +22,10 @@ def test_default_model_is_the_shipped_one():
     assert ws.availability == "bundled" and ws.loadable and ws.trained_by == "glmc-zoo"
     assert ws.metrics_kind == "measured" and set(ws.metrics) >= {"top1", "many", "medium"}  # IF 100: no class <= 20
     assert ws.labels[3] == "cat" and ws.transforms["input_size"] == (3, 32, 32) and sum(ws.class_counts) == 12406
+    import timm
+
+    model = timm.create_model(DEFAULT_MODEL, pretrained=True)
+    assert "file" not in model.pretrained_cfg  # no path of this installation in the model's config
     p = Predictor()
     assert p.backend.model_name == DEFAULT_MODEL and p.labels[3] == "cat"
 

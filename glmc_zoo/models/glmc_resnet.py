@@ -313,8 +313,13 @@ def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwarg
     n_features = 4 if model_cls is GLMCCifarResNet else 5
     # features_only goes through timm's builder: FeatureListNet by default (the stem and stage
     # modules run in order), feature_cls='getter' uses forward_intermediates.
-    return build_model_with_cfg(model_cls, variant, pretrained,
-                                feature_cfg=dict(out_indices=tuple(range(n_features))), **kwargs)
+    model = build_model_with_cfg(model_cls, variant, pretrained,
+                                 feature_cfg=dict(out_indices=tuple(range(n_features))), **kwargs)
+    # The registry tells timm where a bundled weight set lies on this machine; the model's own
+    # config describes the weights, not this installation (`glmc_zoo.get_weights(name).cfg` has it).
+    if isinstance(getattr(model, "pretrained_cfg", None), dict) and "file" in model.pretrained_cfg:
+        model.pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items() if k != "file"}
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
