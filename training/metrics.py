@@ -90,9 +90,10 @@ def plot_curves(rows: list[dict], path: Path) -> None:
             ax.plot(*zip(*pts), label=label, color=color, ls=ls, marker="o", ms=3)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
+    ax.set_xlim(0, max(epochs, default=1) * 1.05)  # from the start, also when only one evaluation exists
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
