@@ -34,14 +34,6 @@ def summarize(pred_topk: np.ndarray, targets: np.ndarray, train_counts: list[int
     return out
 
 
-@torch.no_grad()
-def predict_topk(model: torch.nn.Module, batches, device: torch.device, k: int = 5,
-                 channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Run `model` (inference head) over (x, y) batches; returns top-k indices (N, k) and labels."""
-    preds, labels = predict_topk_heads(model, batches, device, k, channels_last, heads=("fc_cb",))
-    return preds["fc_cb"], labels
-
-
 #: GLMC's two class heads, by the `GLMCOutput` field that holds their logits.
 _HEAD_FIELDS = {"fc_cb": "logits_cb", "fc": "logits"}
 
@@ -59,12 +51,9 @@ def predict_topk_heads(model: torch.nn.Module, batches, device: torch.device, k:
         x = x.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if heads == ("fc_cb",):
-            outs = {"fc_cb": model(x)}
-        else:
-            out = model.forward_train(x)
-            outs = {h: getattr(out, _HEAD_FIELDS[h]) for h in heads}
-        for h, logits in outs.items():
+        out = model.forward_train(x)
+        for h in heads:
+            logits = getattr(out, _HEAD_FIELDS[h])
             preds[h].append(logits.float().topk(min(k, logits.shape[1]), dim=1).indices.cpu())
         labels.append(torch.as_tensor(y))
     return {h: torch.cat(p).numpy() for h, p in preds.items()}, torch.cat(labels).numpy()
