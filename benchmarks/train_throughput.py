@@ -44,6 +44,7 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
     import timm
     from glmc_zoo.training.configs import get_config
     from glmc_zoo.training.data import normalize, random_crop_flip
+    from glmc_zoo.training.distributed import TwoViewForward
     from glmc_zoo.training.loop import glmc_step, resolve_precision
     from glmc_zoo.training.method import class_weights
 
@@ -54,6 +55,7 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
     torch.manual_seed(0)
     model = timm.create_model(arch, num_classes=10).to(device).to(memory_format=mf).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-3)
+    fwd = TwoViewForward(model)
     images = torch.randint(0, 256, (4096, 3, 32, 32), dtype=torch.uint8, device=device)
     targets = torch.randint(0, 10, (4096,), device=device)
     mean, std = torch.tensor([0.49, 0.48, 0.45], device=device), torch.tensor([0.25, 0.24, 0.26], device=device)
@@ -67,7 +69,8 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
         idx_r = torch.randint(0, 4096, (batch,), generator=gen).to(device)
         views = lambda idx: tuple(normalize(random_crop_flip(images[idx], gen), mean, std) for _ in range(2))  # noqa: E731
         y_u, y_r = F.one_hot(targets[idx_u], 10).float(), F.one_hot(targets[idx_r], 10).float()
-        glmc_step(model.forward_train, opt, views(idx_u), views(idx_r), y_u, y_r, label_w, 0.5, cfg, gen, mf, bf16)
+        glmc_step(fwd, opt, views(idx_u), views(idx_r), y_u, y_r, label_w, 0.5, mix_beta=cfg.mix_beta,
+                  contrast_weight=cfg.contrast_weight, generator=gen, memory_format=mf, use_bf16=bf16)
 
     fixed = [normalize(images[:batch], mean, std).contiguous(memory_format=mf) for _ in range(2)]
     y = targets[:batch]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
+from glmc_zoo.training.batches import epoch_plan, rank_slice
 from glmc_zoo.training.data import (
     DataError,
     load_image_folder,
@@ -12,7 +13,6 @@ from glmc_zoo.training.data import (
     select_long_tail,
     shot_groups,
 )
-from glmc_zoo.training.loop import _epoch_plan
 from glmc_zoo.training.method import class_weights
 
 
@@ -76,7 +76,7 @@ def test_rebalanced_sampler_class_frequencies():
     for q, expected in ((1.0, torch.full((10,), 0.1)), (0.0, counts / counts.sum()),
                         (0.5, counts.double().sqrt() / counts.double().sqrt().sum())):
         w = class_weights(counts, q)[targets]
-        uni, reb = _epoch_plan(n, 64, w, seed=0, epoch=0)
+        uni, reb = zip(*epoch_plan(n, 64, w, seed=0, epoch=0))
         assert torch.equal(torch.sort(torch.cat(uni)).values, torch.arange(n))  # uniform: every image once
         freq = torch.bincount(targets[torch.cat(reb)], minlength=10) / n
         assert torch.allclose(freq.double(), expected.double(), atol=0.012), (q, freq)
@@ -84,12 +84,16 @@ def test_rebalanced_sampler_class_frequencies():
 
 
 def test_two_ranks_together_see_the_global_batches():
-    w = torch.ones(1000)
-    uni, reb = _epoch_plan(1000, 64, w, 3, 5)
-    parts = [_epoch_plan(1000, 64, w, 3, 5, rank=r, world=2) for r in (0, 1)]
-    for i in range(len(parts[0][0])):
-        assert torch.equal(torch.cat([parts[0][0][i], parts[1][0][i]]), uni[i])
-        assert torch.equal(torch.cat([parts[0][1][i], parts[1][1][i]]), reb[i])
+    w = torch.ones(1001)
+    plan = epoch_plan(1001, 64, w, 3, 5, world=2)
+    assert len(plan) == 16 and len(plan[-1][0]) == 41  # the last batch is kept: both ranks get images
+    single = epoch_plan(1001, 64, w, 3, 5)  # the global batches do not depend on the number of ranks
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plan, single))
+    assert len(epoch_plan(1025, 64, w.new_ones(1025), 3, 5, world=2)) == 16  # a last batch of 1 is dropped
+    for b in (64, 41, 7, 2):
+        parts = [rank_slice(b, r, 2) for r in (0, 1)]
+        assert [(p.start, p.stop) for p in parts] == [(q[0].item(), q[-1].item() + 1)
+                                                     for q in torch.tensor_split(torch.arange(b), 2)]
 
 
 def test_batched_crop_flip_equals_torchvision():

@@ -53,6 +53,8 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     keep_best: bool = False  # also keep the best epoch's weights, labelled as selected on the test set
+    # many ranks (torchrun): BatchNorm statistics over the global batch. Off as released (each rank's own slice)
+    sync_bn: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -13,11 +13,12 @@ import os
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from glmc_zoo.training.configs import TrainConfig
 
 from glmc_zoo._meta import IMAGE_SUFFIXES, NORMALIZATION
 from glmc_zoo.errors import DataError  # noqa: F401  (re-exported)
@@ -247,6 +248,42 @@ def _long_tail_indices(targets: np.ndarray, num_classes: int, imbalance_factor: 
 
 
 
+def load_data(cfg: TrainConfig, download: bool = False) -> LongTailedData:
+    """The long-tailed train split and the balanced test split that `cfg` names (the first
+    `test_per_class_limit` test images of each class when that is set), normalised as
+    `cfg.normalization` says."""
+    data = _load_source(cfg, download)
+    if cfg.normalization != "auto":
+        if cfg.normalization not in NORMALIZATION:
+            raise DataError(f"normalization={cfg.normalization!r} is not known: use auto or one of "
+                            f"{', '.join(NORMALIZATION)}")
+        mean, std = NORMALIZATION[cfg.normalization]
+        data = replace(data, mean=mean, std=std)
+    if cfg.test_per_class_limit:
+        t = data.test.targets
+        keep = np.concatenate([np.flatnonzero(t == c)[: cfg.test_per_class_limit] for c in range(len(data.classes))])
+        data = replace(data, test=data.test.subset(keep))
+    return data
+
+
+def _load_source(cfg: TrainConfig, download: bool) -> LongTailedData:
+    root = cfg.data_root
+    if cfg.dataset in ("cifar10", "cifar100"):
+        return load_cifar(cfg.dataset, root or "./data", cfg.imbalance_factor, cfg.split, cfg.seed,
+                          cfg.max_images_per_class, download=download)
+    if cfg.dataset == "imagefolder":
+        folder = Path(root) if root else cifar10_jpeg_root()
+        return load_image_folder(folder, cfg.image_size, cfg.imbalance_factor, cfg.split, cfg.seed,
+                                 cfg.max_images_per_class)
+    if cfg.dataset in ("imagenet_lt", "inat2018"):
+        prefix = {"imagenet_lt": "ImageNet_LT", "inat2018": "iNaturalist18"}[cfg.dataset]
+        root = Path(root or ".")
+        mean, std = NORMALIZATION["imagenet" if cfg.dataset == "imagenet_lt" else "inat2018"]
+        test_name = "val" if cfg.dataset == "inat2018" else "test"
+        return load_split_lists(root, root / f"{prefix}_train.txt", root / f"{prefix}_{test_name}.txt", mean=mean, std=std)
+    raise DataError(f"unknown dataset {cfg.dataset!r}: use cifar10, cifar100, imagefolder, imagenet_lt or inat2018")
+
+
 def load_cifar(name: str, root: str | Path, imbalance_factor: float, split: str, seed: int,
                max_images_per_class: int = 0, download: bool = False) -> LongTailedData:
     """CIFAR-10/100 in torchvision's on-disk format under `root` (downloaded when `download`)."""
@@ -344,13 +381,20 @@ def cifar10_jpeg_root(archive: str | Path | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """RandomCrop(S, padding=pad, zero fill) + RandomHorizontalFlip on a batch, each image drawn
-    independently. (B, 3, S, S) uint8 -> (B, 3, S, S) uint8, on x's device."""
+def draw_crop_flip(b: int, generator: torch.Generator, pad: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random draws of `random_crop_flip` for a batch of `b`: offsets (2, B) (top, left, in
+    [0, 2 pad]) and flips (B,) bool. Drawn for a whole global batch on every rank, then sliced, so a
+    rank's images are augmented as in a single-process run on the same global batch."""
+    off = torch.randint(0, 2 * pad + 1, (2, b), generator=generator)
+    flip = torch.rand(b, generator=generator) < 0.5
+    return off, flip
+
+
+def apply_crop_flip(x: torch.Tensor, off: torch.Tensor, flip: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Crop (B, 3, S, S) uint8 images at `off` from their zero-padded copies, mirror where `flip`."""
     b, _, s, _ = x.shape
     dev = x.device
-    off = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(dev)  # (2, B) top, left
-    flip = (torch.rand(b, generator=generator) < 0.5).to(dev)  # (B,)
+    off, flip = off.to(dev), flip.to(dev)
     xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # (B, 3, S+2p, S+2p), zero fill
     ar = torch.arange(s, device=dev)
     rows = (off[0][:, None] + ar)[:, None, :, None]  # (B, 1, S, 1)
@@ -359,6 +403,13 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) 
     bi = torch.arange(b, device=dev)[:, None, None, None]
     ci = torch.arange(3, device=dev)[None, :, None, None]
     return xp[bi, ci, rows, cols]
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """RandomCrop(S, padding=pad, zero fill) + RandomHorizontalFlip on a batch, each image drawn
+    independently. (B, 3, S, S) uint8 -> (B, 3, S, S) uint8, on x's device."""
+    off, flip = draw_crop_flip(x.shape[0], generator, pad)
+    return apply_crop_flip(x, off, flip, pad)
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

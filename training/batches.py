@@ -1,0 +1,125 @@
+"""An epoch's batches: the sample plan, and the batcher that turns it into augmented views.
+
+The plan is drawn for the global batch (all ranks together); each rank takes its slice. For
+in-memory data the augmentation's random draws are made for the whole global batch too and then
+sliced, so two ranks see exactly the images and augmentations a single process would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from glmc_zoo.training.data import LongTailedData, apply_crop_flip, draw_crop_flip, normalize
+
+
+def epoch_plan(n: int, batch_size: int, sample_w: torch.Tensor, seed: int, epoch: int,
+               world: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The global (uniform, rebalanced) index batches of `epoch`.
+
+    Uniform: a permutation of the N training images. Rebalanced: N draws with replacement,
+    P(i) proportional to the class weight of image i (a WeightedRandomSampler). A last batch too
+    small to give each of `world` ranks an image is dropped, so that all ranks take the same
+    number of steps.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    rebal = torch.multinomial(sample_w, n, replacement=True, generator=g)
+    plan = []
+    for s in range(0, n, batch_size):
+        u = perm[s:s + batch_size]
+        if len(u) < world:
+            break
+        plan.append((u, rebal[s:s + batch_size][: len(u)]))  # the rebalanced batch is cut to the uniform one's size
+    return plan
+
+
+def rank_slice(b: int, rank: int = 0, world: int = 1) -> slice:
+    """Rank `rank`'s part of a global batch of `b` (as `torch.tensor_split`: sizes differ by at most one)."""
+    q, r = divmod(b, world)
+    start = rank * q + min(rank, r)
+    return slice(start, start + q + (rank < r))
+
+
+Views = tuple[torch.Tensor, torch.Tensor]
+
+
+class Batcher:
+    """Turns the plan's index batches into `(views_u, views_r, y_u, y_r)` for this rank: two
+    independently augmented, normalised views (each (b, 3, S, S) float) of the uniform and the
+    rebalanced batch, and their one-hot targets (b, C).
+
+    In-memory data: the uint8 images live on the training device and are augmented there in one
+    batched op per view. File data: the reference's ImageNet-style pipeline, in DataLoader workers
+    (`workers` > 0) or in this process.
+    """
+
+    def __init__(self, data: LongTailedData, image_size: int, workers: int, device: torch.device,
+                 rank: int = 0, world: int = 1):
+        self.data, self.workers, self.device, self.rank, self.world = data, workers, device, rank, world
+        self.num_classes = len(data.classes)
+        self.targets = torch.as_tensor(data.train.targets)
+        self.mean = torch.tensor(data.mean, device=device)
+        self.std = torch.tensor(data.std, device=device)
+        if data.in_memory:
+            self.train_u8 = torch.from_numpy(data.train.images).permute(0, 3, 1, 2).contiguous().to(device)
+            self.test_u8 = torch.from_numpy(data.test.images).permute(0, 3, 1, 2).contiguous().to(device)
+        else:
+            from glmc_zoo.training.files import file_datasets
+
+            self.train_ds, self.test_ds = file_datasets(data, image_size)
+
+    def epoch(self, plan: list[tuple[torch.Tensor, torch.Tensor]], first: int,
+              generator: torch.Generator) -> Iterator[tuple[Views, Views, torch.Tensor, torch.Tensor]]:
+        """Steps `first`, `first` + 1, ... of the epoch `plan`; augmentation draws from `generator`."""
+        parts = [(u[rank_slice(len(u), self.rank, self.world)], r[rank_slice(len(r), self.rank, self.world)])
+                 for u, r in plan[first:]]
+        if self.data.in_memory:
+            for (u, r), (u_local, r_local) in zip(plan[first:], parts):
+                views_u = self._views(u, rank_slice(len(u), self.rank, self.world), generator)
+                views_r = self._views(r, rank_slice(len(r), self.rank, self.world), generator)
+                yield views_u, views_r, self._onehot(u_local), self._onehot(r_local)
+            return
+        uniform = self._file_views([u for u, _ in parts], generator)
+        rebalanced = self._file_views([r for _, r in parts], generator)
+        for (u_local, r_local), views_u, views_r in zip(parts, uniform, rebalanced):
+            yield views_u, views_r, self._onehot(u_local), self._onehot(r_local)
+
+    def _onehot(self, idx: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(self.targets[idx], self.num_classes).float().to(self.device)
+
+    def _views(self, idx: torch.Tensor, part: slice, generator: torch.Generator) -> Views:
+        """Global batch `idx` -> this rank's `part` of its two augmented views (in-memory data)."""
+        x = self.train_u8[idx[part].to(self.device)]
+        out = []
+        for _ in range(2):
+            off, flip = draw_crop_flip(len(idx), generator)
+            out.append(normalize(apply_crop_flip(x, off[:, part], flip[part]), self.mean, self.std))
+        return out[0], out[1]
+
+    def _file_views(self, batches: list[torch.Tensor], generator: torch.Generator) -> Iterator[Views]:
+        if self.workers == 0:
+            for idx in batches:
+                v1, v2, _ = zip(*(self.train_ds[int(i)] for i in idx))
+                yield torch.stack(v1).to(self.device), torch.stack(v2).to(self.device)
+            return
+        from torch.utils.data import DataLoader
+
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+        loader = DataLoader(self.train_ds, batch_sampler=[b.tolist() for b in batches], num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda", persistent_workers=False,
+                            worker_init_fn=lambda w: torch.manual_seed(seed + w))
+        for v1, v2, _ in loader:
+            yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
+
+    def test_batches(self, batch_size: int = 500):
+        """(normalised images, labels) over the test split, in order."""
+        if self.data.in_memory:
+            y = self.data.test.targets
+            for i in range(0, len(y), batch_size):
+                yield normalize(self.test_u8[i:i + batch_size], self.mean, self.std), y[i:i + batch_size]
+            return
+        from torch.utils.data import DataLoader
+
+        yield from DataLoader(self.test_ds, batch_size=batch_size // 4, num_workers=self.workers)

@@ -1,0 +1,75 @@
+"""A run's resumable state: the checkpoint file, and the signals that end a run with one.
+
+A checkpoint is written to a temporary file in the run folder and renamed over the old one, so a
+kill at any moment leaves either the previous or the new checkpoint, never half of one. It is read
+with `weights_only=True`: tensors, numbers and strings, no code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import torch
+from glmc_zoo.training.configs import TrainConfig
+
+from glmc_zoo._meta import __version__
+from glmc_zoo.errors import TrainError
+
+CKPT_NAME = "checkpoint.pt"
+
+
+def checkpoint_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int,
+                     step: int, generator: torch.Generator | None, running: dict | None, precision: str) -> dict:
+    """Everything a resume needs: weights and BN buffers, optimizer (momentum), the position
+    (`epoch` 0-based, `step` next step of it; step 0 = the epoch has not started), the step
+    generator's state, the epoch's running loss sums, the config and the precision it ran in."""
+    return dict(model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch, step=step,
+                gen_state=generator.get_state() if generator is not None else None, running=running,
+                config=cfg.to_dict(), precision=precision, glmc_zoo_version=__version__)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file in the same folder, then an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A run directory or its checkpoint file -> the state `checkpoint_state` wrote."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CKPT_NAME
+    if not path.is_file():
+        raise TrainError(f"--resume {path}: no checkpoint there. Give a run directory or its {CKPT_NAME}.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a corrupt or foreign file: say which and why, never run its code
+        raise TrainError(f"--resume {path}: not a readable glmc-zoo checkpoint ({e})") from e
+
+
+class StopSignals:
+    """While active (a `with` block), SIGINT and SIGTERM only set `requested`: the run finishes
+    its step, saves a checkpoint and returns. Outside the main thread signals are left alone."""
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict = {}
+
+    def _handler(self, signum, frame) -> None:
+        self.requested = True
+
+    def __enter__(self) -> StopSignals:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+        self._old.clear()
