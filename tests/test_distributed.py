@@ -137,3 +137,23 @@ def test_the_cli_trains_with_two_ranks(tmp_path, cifar_root):
     n = len(split["train_indices"])  # 257: the last global batch of one image cannot be split over two ranks
     assert log["images"] == (n - n % 32 if n % 32 < 2 else n)  # the two ranks together saw the whole epoch
     assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+
+
+def test_sync_bn_conversion_keeps_the_state_and_refuses_what_it_cannot_synchronise():
+    import timm
+    from glmc_zoo.training.distributed import GlobalBatchNorm2d, convert_sync_batchnorm
+    from glmc_zoo.training.loop import TrainError
+
+    import glmc_zoo  # noqa: F401
+
+    model = timm.create_model("glmc_resnet32_w16", num_classes=10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    convert_sync_batchnorm(model, torch.device("cpu"))
+    assert sum(isinstance(m, GlobalBatchNorm2d) for m in model.modules()) == 31
+    after = model.state_dict()  # checkpoints and saved weights keep their layout
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    x = torch.randn(4, 3, 32, 32)
+    model.eval()
+    assert torch.equal(model(x), model(x))  # one process / eval: plain BatchNorm
+    with pytest.raises(TrainError, match="BatchNorm1d"):
+        convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm1d(3)), torch.device("cpu"))

@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from glmc_zoo.errors import TrainError
+
 
 def init_from_env(device: str) -> str:
     """Under `torchrun` (WORLD_SIZE > 1): join the process group (NCCL on CUDA, else gloo) and
@@ -66,19 +68,27 @@ def convert_sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     group = dist.new_group() if dist.is_initialized() else None
-    for name, child in list(model.named_children()):
-        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlobalBatchNorm2d):
-            setattr(model, name, GlobalBatchNorm2d.from_batchnorm(child, group))
-        else:
-            convert_sync_batchnorm(child, device)
+    _convert(model, group)
     return model
+
+
+def _convert(module: nn.Module, group) -> None:
+    for name, child in list(module.named_children()):
+        if type(child) is nn.BatchNorm2d:
+            setattr(module, name, GlobalBatchNorm2d.from_batchnorm(child, group))
+        elif isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm2d):
+            raise TrainError(f"sync_bn=true: {name} is a {type(child).__name__}, which only CUDA's "
+                             f"SyncBatchNorm synchronises. Train on CUDA, or set sync_bn=false.")
+        else:
+            _convert(child, group)
 
 
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are those of the global batch (all ranks), on any
-    device and backend (gloo included). Mean and variance are all-reduced with autograd, so the
-    gradient equals that of one process on the global batch; two passes (mean, then squared
-    deviations) keep the variance exact. Eval mode, or one process, is plain BatchNorm2d."""
+    device and backend (gloo included). Each rank's moments (torch.var_mean) are combined over
+    ranks in float64 with one all-reduce, and the backward pass sums the ranks' gradient terms
+    with another, so the statistics and the gradient are those of one process on the global
+    batch. Eval mode, or one process, is plain BatchNorm2d."""
 
     group = None
 
@@ -96,41 +106,61 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         if not (self.training and dist.is_available() and dist.is_initialized()
                 and dist.get_world_size(self.group) > 1):
             return super().forward(x)
-        xf = x.double()  # statistics and normalisation in fp64: as exact as one process's fused kernel
+        xf = x if x.dtype == torch.float64 else x.float()
         c = xf.shape[1]
-        local = torch.cat([xf.sum(dim=(0, 2, 3)), xf.new_full((1,), xf.numel() / c)])  # (C + 1,)
-        total = _AllReduceSum.apply(local, self.group)
-        n = total[-1].detach()
-        mean = total[:c] / n  # (C,)
-        centred = xf - mean.view(1, c, 1, 1)
-        var = _AllReduceSum.apply(centred.square().sum(dim=(0, 2, 3)), self.group) / n  # biased, (C,)
-        y = centred * torch.rsqrt(var + self.eps).view(1, c, 1, 1)
-        if self.affine:
-            y = y * self.weight.view(1, c, 1, 1) + self.bias.view(1, c, 1, 1)
+        with torch.no_grad():  # statistics: each rank's moments combined in float64, one collective
+            var_l, mean_l = torch.var_mean(xf, dim=(0, 2, 3), correction=0)  # (C,) each
+            m64, v64 = mean_l.double(), var_l.double()
+            n_local = xf.numel() // c
+            total = torch.cat([m64 * n_local, (v64 + m64.square()) * n_local, m64.new_full((1,), n_local)])
+            dist.all_reduce(total, group=self.group)
+            n = total[-1]
+            mean64 = total[:c] / n
+            var64 = (total[c:2 * c] / n - mean64.square()).clamp_min(0)  # biased
+        mean, var = mean64.to(xf.dtype), var64.to(xf.dtype)
+        y = _GlobalBatchNormFn.apply(xf, self.weight, self.bias, mean, var, self.eps, float(n), self.group)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
                 m = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * (n / (n - 1)), alpha=m)
+                self.running_mean.mul_(1 - m).add_(mean64.to(self.running_mean.dtype), alpha=m)
+                self.running_var.mul_(1 - m).add_((var64 * (n / (n - 1))).to(self.running_var.dtype), alpha=m)
         return y.to(x.dtype)
 
 
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks, differentiable: the gradient of a sum is the sum of the ranks' gradients."""
+class _GlobalBatchNormFn(torch.autograd.Function):
+    """y = BatchNorm(x) with the global batch's `mean` and `var` (given): forward and the local
+    parts of the backward are torch's fused kernels; the terms through the statistics use the
+    gradient sums of all ranks (one collective), as torch's SyncBatchNorm does on GPUs."""
 
     @staticmethod
-    def forward(ctx, t: torch.Tensor, group) -> torch.Tensor:
-        ctx.group = group
-        t = t.clone()
-        dist.all_reduce(t, group=group)
-        return t
+    def forward(ctx, x, weight, bias, mean, var, eps: float, n: float, group):
+        ctx.save_for_backward(x, weight, mean, var)
+        ctx.eps, ctx.n, ctx.group = eps, n, group
+        return torch.nn.functional.batch_norm(x, mean, var, weight, bias, training=False, eps=eps)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        grad = grad.clone()
-        dist.all_reduce(grad, group=ctx.group)
-        return grad, None
+    def backward(ctx, dy):
+        x, weight, mean, var = ctx.saved_tensors
+        dy = dy.contiguous(memory_format=_memory_format(x))
+        # with train=False: dx0 = dy * invstd * w, and this rank's sums d/dw = sum(dy * xmu) * invstd, d/db = sum(dy)
+        dx0, dw, db = torch.ops.aten.native_batch_norm_backward(
+            dy, x, weight, mean, var, None, None, False, ctx.eps, [True, True, True])
+        invstd = torch.rsqrt(var + ctx.eps)
+        sums = torch.cat([db, dw / invstd]).double()  # sum(dy), sum(dy * (x - mean)) over this rank
+        dist.all_reduce(sums, group=ctx.group)
+        c = x.shape[1]
+        mean_dy, mean_dy_xmu = (sums[:c] / ctx.n).to(x.dtype), (sums[c:] / ctx.n).to(x.dtype)
+        w = weight if weight is not None else torch.ones_like(invstd)
+        k = invstd.pow(3) * w * mean_dy_xmu  # dx = dx0 - (x - mean) * k - mean_dy * invstd * w
+        shift = mean_dy * invstd * w - mean * k
+        dx = dx0 - torch.addcmul(shift.view(1, c, 1, 1), x, k.view(1, c, 1, 1))
+        return dx, (dw if weight is not None else None), (db if weight is not None else None), None, None, None, None, None
+
+
+def _memory_format(x: torch.Tensor):
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
 
 
 class Ranks:
