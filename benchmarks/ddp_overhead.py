@@ -20,6 +20,7 @@ import time
 
 import torch
 import torch.multiprocessing as mp
+from _machine import cpu_name
 
 
 def _free_port() -> int:
@@ -95,17 +96,7 @@ def measure(world: int, sync_bn: bool, a) -> float:
 
 
 def machine() -> str:
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{cpu_name()}, torch {torch.__version__}"
 
 
 def main() -> dict:

@@ -10,8 +10,6 @@ Run: python benchmarks/inference.py [--photos 500]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -19,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _machine import cpu_name
 
 
 def machine() -> str:
     import onnxruntime as ort
 
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
+    return (f"{cpu_name()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")
 
 

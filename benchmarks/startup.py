@@ -10,7 +10,6 @@ Run: python benchmarks/startup.py [--runs 7]
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shutil
 import statistics
@@ -19,20 +18,13 @@ import sys
 import time
 from pathlib import Path
 
+from _machine import cpu_name
+
 ROOT = Path(__file__).resolve().parents[1]
 CAT = str(ROOT / "examples" / "cat.jpg")
 
-
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+    return f"{cpu_name()}, Python {platform.python_version()}"
 
 
 def main() -> None:

@@ -17,26 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
+from _machine import cpu_name
 
 
 def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    import os
-    from pathlib import Path
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
-                   if x.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPU cores (ISA {torch.backends.cpu.get_cpu_capability()}), "
+    return (f"{cpu_name()} (ISA {torch.backends.cpu.get_cpu_capability()}), "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
