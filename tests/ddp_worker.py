@@ -52,12 +52,23 @@ def main() -> None:
 
 def check_global_batchnorm(out: Path) -> None:
     import torch.distributed as dist
-    from glmc_zoo.training.distributed import GlobalBatchNorm2d
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
+    diff = {}
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        for k, v in _bn_diffs(rank, world, fmt).items():
+            diff[f"{k} ({str(fmt).split('.')[-1]})"] = v
+    (out / f"bn{rank}.json").write_text(json.dumps(diff))
+    dist.destroy_process_group()
+
+
+def _bn_diffs(rank: int, world: int, fmt: torch.memory_format) -> dict[str, float]:
+    import torch.distributed as dist
+    from glmc_zoo.training.distributed import GlobalBatchNorm2d
+
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64) * 3 + 1  # the global batch
+    x = (torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64) * 3 + 1).contiguous(memory_format=fmt)
     upstream = torch.randn(8, 4, 5, 5, generator=g, dtype=torch.float64)
     ref = torch.nn.BatchNorm2d(4).double()
     torch.nn.init.uniform_(ref.weight, generator=g)
@@ -72,12 +83,10 @@ def check_global_batchnorm(out: Path) -> None:
     (y * upstream[part]).sum().backward()
     w_grad = bn.weight.grad.clone()
     dist.all_reduce(w_grad)  # each rank holds its part of d/dweight; DDP would sum (and average) them
-    diff = dict(output=(y - y_ref[part]).abs().max().item(), input_grad=(x_loc.grad - x_ref.grad[part]).abs().max().item(),
+    return dict(output=(y - y_ref[part]).abs().max().item(), input_grad=(x_loc.grad - x_ref.grad[part]).abs().max().item(),
                 weight_grad=(w_grad - ref.weight.grad).abs().max().item(),
                 running_mean=(bn.running_mean - ref.running_mean).abs().max().item(),
                 running_var=(bn.running_var - ref.running_var).abs().max().item())
-    (out / f"bn{rank}.json").write_text(json.dumps(diff))
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
