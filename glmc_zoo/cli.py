@@ -14,6 +14,7 @@ import csv
 import functools
 import io
 import json
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -403,12 +404,16 @@ def train(
                       command=command_line())
     except (ConfigError, DataError, TrainError) as e:
         raise _fail(str(e)) from None
-    if not metrics:  # a non-zero rank of a distributed run: rank 0 reports
+    if os.environ.get("RANK", "0") != "0":  # a distributed run: rank 0 reports
         return
     if metrics.get("interrupted"):
         typer.echo(f"stopped at epoch {metrics['epoch'] + 1}, step {metrics['step']}; continue with "
                    f"--resume {out}", err=True)
-        raise typer.Exit(130)
+        # 130 tells a shell the run was interrupted; under torchrun a clean stop exits 0, or the launcher
+        # would report a failure (and with --max-restarts start the run again from scratch)
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            raise typer.Exit(130)
+        return
     typer.echo(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "many", "medium", "few", "epoch")}))
     typer.echo(f"run directory: {out}; weights: {out / 'model'}", err=True)
 

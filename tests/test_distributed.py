@@ -124,19 +124,37 @@ def test_sigterm_to_one_rank_stops_both_with_one_resumable_checkpoint(cifar_root
     assert (out / "model" / "model.safetensors").is_file()
 
 
-def test_the_cli_trains_with_two_ranks(tmp_path, cifar_root):
+def test_the_cli_trains_with_two_ranks_stops_cleanly_and_resumes(tmp_path, cifar_root):
     env = dict(_env(), GLMC_ZOO_CACHE=os.environ.get("GLMC_ZOO_CACHE", str(Path.home() / ".cache" / "glmc-zoo")))
+    out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "glmc_zoo.cli",
            "train", "--config", "cifar10_lt_if100_w16_cpu", "--data-root", str(cifar_root), "--device", "cpu",
-           "--output", str(tmp_path / "ddp"), "--no-progress", "--set", "epochs=1", "--set", "max_images_per_class=64",
+           "--output", str(out), "--no-progress", "--set", "epochs=3", "--set", "max_images_per_class=64",
            "--set", "imbalance_factor=10", "--set", "batch_size=32", "--set", "test_per_class_limit=10"]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "train_log.jsonl").is_file():  # signal handlers are in place once an epoch is done
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        ranks = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "glmc_zoo.cli"], capture_output=True,
+                               text=True).stdout.split()
+        assert len(ranks) == 2, ranks
+        os.kill(int(ranks[-1]), signal.SIGTERM)  # one rank, either
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]  # a clean stop: torchrun reports no failure
+    assert stderr.count("stopped at epoch") == 1 and "Traceback" not in stderr and "--resume" in stderr
+    assert (out / "checkpoint.pt").is_file() and not (out / "model").exists()
+
+    r = subprocess.run(cmd + ["--resume", str(out)], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]
-    log = json.loads((tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()[0])
-    split = json.loads((tmp_path / "ddp" / "split.json").read_text())
-    n = len(split["train_indices"])  # 257: the last global batch of one image cannot be split over two ranks
-    assert log["images"] == (n - n % 32 if n % 32 < 2 else n)  # the two ranks together saw the whole epoch
-    assert (tmp_path / "ddp" / "model" / "model.safetensors").is_file()
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in log] == [1, 2, 3]
+    n = len(json.loads((out / "split.json").read_text())["train_indices"])
+    assert log[0]["images"] == (n - n % 32 if n % 32 < 2 else n)  # the two ranks together saw the whole epoch
+    assert (out / "model" / "model.safetensors").is_file()
 
 
 def test_sync_bn_conversion_keeps_the_state_and_refuses_what_it_cannot_synchronise():
