@@ -175,3 +175,25 @@ def test_sync_bn_conversion_keeps_the_state_and_refuses_what_it_cannot_synchroni
     assert torch.equal(model(x), model(x))  # one process / eval: plain BatchNorm
     with pytest.raises(TrainError, match="BatchNorm1d"):
         convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm1d(3)), torch.device("cpu"))
+
+
+def test_ranks_draw_their_own_file_augmentations(cifar_root, tmp_path):
+    """File data (DataLoader workers): 16 copies of one real photo, split over 2 ranks. Equal views
+    on both ranks would mean every rank repeats the same random crops, flips and colour jitter."""
+    import numpy as np
+    from glmc_zoo.training.batches import Batcher, epoch_plan
+    from glmc_zoo.training.data import LongTailedData, Split
+    from PIL import Image
+
+    photo = tmp_path / "photo.jpg"
+    Image.open(sorted((cifar_root / "train" / "cat").glob("*.jpg"))[0]).resize((96, 96)).save(photo)
+    split = Split(np.zeros(16, dtype=np.int64), paths=[str(photo)] * 16)
+    data = LongTailedData(split, split, ["cat"], np.arange(16), (0.5,) * 3, (0.25,) * 3)
+    plan = epoch_plan(16, 16, torch.ones(16), seed=0, epoch=0, world=2)
+    views = []
+    for rank in (0, 1):
+        batcher = Batcher(data, 64, 1, torch.device("cpu"), rank=rank, world=2)
+        (u1, u2), _, y_u, _ = next(batcher.epoch(plan, 0, torch.Generator().manual_seed(5)))
+        assert u1.shape == (8, 3, 64, 64) and y_u.shape == (8, 1)
+        views.append(u1)
+    assert not torch.equal(views[0], views[1])

@@ -99,14 +99,15 @@ class Batcher:
         return out[0], out[1]
 
     def _file_views(self, batches: list[torch.Tensor], generator: torch.Generator) -> Iterator[Views]:
-        if self.workers == 0:
+        if self.workers == 0:  # torchvision's transforms draw from the global RNG (seeded per rank by the loop)
             for idx in batches:
                 v1, v2, _ = zip(*(self.train_ds[int(i)] for i in idx))
                 yield torch.stack(v1).to(self.device), torch.stack(v2).to(self.device)
             return
         from torch.utils.data import DataLoader
 
-        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator))
+        # one seed per (rank, worker): ranks must not repeat each other's augmentation draws
+        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator)) + self.rank * self.workers
         loader = DataLoader(self.train_ds, batch_sampler=[b.tolist() for b in batches], num_workers=self.workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False,
                             worker_init_fn=lambda w: torch.manual_seed(seed + w))

@@ -194,6 +194,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         step_gen_state, running = state.get("gen_state"), state.get("running")
 
     fwd = two_view_forward(model, dev, ranks.world)  # DDP: every rank now holds rank 0's weights
+    if ranks.world > 1:  # in-process file augmentation draws from the global RNG: one stream per rank
+        torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
     if cfg.compile:
         fwd = torch.compile(fwd)
     precision, why = resolve_precision(cfg.amp, dev, resumed=state.get("precision") if state else None)
