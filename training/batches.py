@@ -73,18 +73,16 @@ class Batcher:
     def epoch(self, plan: list[tuple[torch.Tensor, torch.Tensor]], first: int,
               generator: torch.Generator) -> Iterator[tuple[Views, Views, torch.Tensor, torch.Tensor]]:
         """Steps `first`, `first` + 1, ... of the epoch `plan`; augmentation draws from `generator`."""
-        parts = [(u[rank_slice(len(u), self.rank, self.world)], r[rank_slice(len(r), self.rank, self.world)])
-                 for u, r in plan[first:]]
+        steps = [(u, r, rank_slice(len(u), self.rank, self.world)) for u, r in plan[first:]]  # u, r: same size
         if self.data.in_memory:
-            for (u, r), (u_local, r_local) in zip(plan[first:], parts):
-                views_u = self._views(u, rank_slice(len(u), self.rank, self.world), generator)
-                views_r = self._views(r, rank_slice(len(r), self.rank, self.world), generator)
-                yield views_u, views_r, self._onehot(u_local), self._onehot(r_local)
+            for u, r, part in steps:
+                yield self._views(u, part, generator), self._views(r, part, generator), \
+                    self._onehot(u[part]), self._onehot(r[part])
             return
-        uniform = self._file_views([u for u, _ in parts], generator)
-        rebalanced = self._file_views([r for _, r in parts], generator)
-        for (u_local, r_local), views_u, views_r in zip(parts, uniform, rebalanced):
-            yield views_u, views_r, self._onehot(u_local), self._onehot(r_local)
+        uniform = self._file_views([u[part] for u, _, part in steps], generator)
+        rebalanced = self._file_views([r[part] for _, r, part in steps], generator)
+        for (u, r, part), views_u, views_r in zip(steps, uniform, rebalanced):
+            yield views_u, views_r, self._onehot(u[part]), self._onehot(r[part])
 
     def _onehot(self, idx: torch.Tensor) -> torch.Tensor:
         return F.one_hot(self.targets[idx], self.num_classes).float().to(self.device)

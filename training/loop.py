@@ -263,13 +263,14 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images=seen, images_per_s=seen / max(secs, 1e-9),
                              seconds=secs, **{k: sums[k] / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
             last = epoch + 1 == cfg.epochs
-            epoch_secs.append(secs)
+            if first == 0:  # a resumed part of an epoch would skew the remaining-time estimate
+                epoch_secs.append(secs)
             if not ranks.is_main:
                 continue
             with open(out / "train_log.jsonl", "a") as f:
                 f.write(json.dumps(epoch_log) + "\n")
             save_checkpoint(out / CKPT_NAME, checkpoint_state(model, optimizer, cfg, epoch + 1, 0, None, None, precision))
-            left = (cfg.epochs - epoch - 1) * float(np.mean(epoch_secs[-10:]))
+            left = (cfg.epochs - epoch - 1) * float(np.mean(epoch_secs[-10:] or [secs]))
             _log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
                       f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}", progress)
             if (epoch + 1) % cfg.eval_every == 0 or last:
