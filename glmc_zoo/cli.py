@@ -378,6 +378,9 @@ def train(
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")] = "auto",
     download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    stop_after: Annotated[int | None, typer.Option(
+        "--stop-after", min=1, help="Stop once this epoch of the schedule is complete: evaluate, save the checkpoint; "
+                                    "--resume continues.")] = None,
 ) -> None:
     """Train GLMC from a named config (the released runs, or your own image folder)."""
     try:
@@ -401,7 +404,7 @@ def train(
                                                                            else []))
         out = output or Path("runs") / cfg.name
         metrics = run(cfg, out, device=device, resume=resume, progress=not no_progress, download=download,
-                      command=command_line())
+                      command=command_line(), stop_after=stop_after)
     except (ConfigError, DataError, TrainError) as e:
         raise _fail(str(e)) from None
     if os.environ.get("RANK", "0") != "0":  # a distributed run: rank 0 reports
@@ -413,6 +416,12 @@ def train(
         # would report a failure (and with --max-restarts start the run again from scratch)
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             raise typer.Exit(130)
+        return
+    if metrics.get("stopped_after"):
+        typer.echo(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "many", "medium", "few", "fc_top1",
+                                                          "stopped_after")}))
+        typer.echo(f"stopped after epoch {metrics['stopped_after']} of {cfg.epochs} as asked; continue with "
+                   f"--resume {out}", err=True)
         return
     typer.echo(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "many", "medium", "few", "epoch")}))
     typer.echo(f"run directory: {out}; weights: {out / 'model'}", err=True)

@@ -70,8 +70,10 @@ def test_predict_onnx_backend(w16_onnx, w16_folder):
     assert [x["predictions"][0]["index"] for x in a] == [x["predictions"][0]["index"] for x in b]
 
 
-def test_usage_errors_exit_2_without_traceback(w16_folder):
-    for args in (["predict", EXAMPLES / "cat.jpg", "--model", "glmc_nope"],
+def test_usage_errors_exit_2_without_traceback(w16_folder, tmp_path):
+    for args in (["train", "--config", "cifar10_lt_if100_w16", "--stop-after", "201", "-o", tmp_path / "r"],
+                 ["train", "--config", "cifar10_lt_if100_w16", "--stop-after", "0", "-o", tmp_path / "r"],
+                 ["predict", EXAMPLES / "cat.jpg", "--model", "glmc_nope"],
                  ["predict", EXAMPLES / "cat.jpg", "--backend", "tf"],
                  ["predict", EXAMPLES / "cat.jpg", "--top-k", "0"],
                  ["train", "--config", "nope"],
@@ -81,6 +83,8 @@ def test_usage_errors_exit_2_without_traceback(w16_folder):
         r = run(*args)
         assert r.exit_code == 2, (args, r.output)
         assert "Traceback" not in r.output
+    assert "--stop-after 201: give an epoch after the 0 already complete and at most the schedule's 200" in \
+        run("train", "--config", "cifar10_lt_if100_w16", "--stop-after", "201", "-o", tmp_path / "r").output
 
 
 def test_real_process_prints_no_traceback(tmp_path):

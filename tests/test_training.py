@@ -102,6 +102,18 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small_lt):
     assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-6) for k in sa)
     assert full["top1"] == resumed["top1"]
 
+    # a planned stop (`--stop-after 1`): evaluated and resumable, on the same schedule as the full run
+    first = train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, stop_after=1)
+    assert first["stopped_after"] == 1 and 0 <= first["top1"] <= 100 and "fc_top1" in first
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert not (tmp_path / "c" / "model").exists() and "stopped after epoch 1 of 2" in (tmp_path / "c" / "run.log").read_text()
+    with pytest.raises(TrainError, match="stop-after 1: give an epoch after the 1 already complete"):
+        train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, resume=tmp_path / "c", stop_after=1)
+    second = train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, resume=tmp_path / "c")
+    sc = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.allclose(sa[k].float(), sc[k].float(), atol=1e-6) for k in sa)
+    assert second["top1"] == full["top1"]
+
 
 def test_resume_with_another_config_is_refused(tmp_path, small_lt):
     cfg = _cfg(epochs=1)

@@ -125,6 +125,7 @@ def train(
     should_stop: Callable[[int, int], bool] | None = None,
     data: LongTailedData | None = None,
     on_trained: Callable[[torch.nn.Module], None] | None = None,
+    stop_after: int | None = None,
 ) -> dict:
     """Train GLMC as `cfg` says; write the run directory `output`; return the final metrics.
 
@@ -132,6 +133,10 @@ def train(
     rank 0 writes the run directory. `should_stop(epoch, step)` (tests) and SIGINT / SIGTERM to any
     rank end the run on all ranks after the same step, with one checkpoint that `resume` continues
     from exactly. `on_trained(model)` is called on every rank when the last epoch ends.
+
+    `stop_after=N` runs the config's schedule (learning rate, alpha) but stops once epoch N is
+    complete: the run is evaluated there, its checkpoint saved, and `resume` continues it; the
+    return value is that evaluation with `stopped_after=N`.
     """
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -139,14 +144,15 @@ def train(
     dev = resolve_device(init_from_env(device))
     owns_group = owns_group and torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
-        return _train(cfg, out, dev, resume, progress, download, command, should_stop, data, on_trained)
+        return _train(cfg, out, dev, resume, progress, download, command, should_stop, data, on_trained, stop_after)
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
 
 
 def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
-           command: str | None, should_stop, data: LongTailedData | None, on_trained) -> dict:
+           command: str | None, should_stop, data: LongTailedData | None, on_trained,
+           stop_after: int | None = None) -> dict:
     import timm
 
     import glmc_zoo  # noqa: F401
@@ -161,6 +167,10 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
             raise TrainError(f"--resume: the checkpoint was made with a different config: {diff}. "
                              f"Resume with the same --config and --set values.")
+    done = state["epoch"] if state else 0
+    if stop_after is not None and not done < stop_after <= cfg.epochs:
+        raise TrainError(f"--stop-after {stop_after}: give an epoch after the {done} already complete and at most "
+                         f"the schedule's {cfg.epochs}")
 
     data = data or load_data(cfg, download=download)
     counts = torch.tensor(data.class_counts)
@@ -263,9 +273,13 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images=seen, images_per_s=seen / max(secs, 1e-9),
                              seconds=secs, **{k: sums[k] / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
             last = epoch + 1 == cfg.epochs
+            stop_here = stop_after == epoch + 1 and not last
             if first == 0:  # a resumed part of an epoch would skew the remaining-time estimate
                 epoch_secs.append(secs)
             if not ranks.is_main:
+                if stop_here:
+                    ranks.barrier()  # rank 0 evaluates and saves
+                    return dict(stopped_after=epoch + 1)
                 continue
             with open(out / "train_log.jsonl", "a") as f:
                 f.write(json.dumps(epoch_log) + "\n")
@@ -273,7 +287,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             left = (cfg.epochs - epoch - 1) * float(np.mean(epoch_secs[-10:] or [secs]))
             _log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
                       f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}", progress)
-            if (epoch + 1) % cfg.eval_every == 0 or last:
+            if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:
                 metrics = _evaluate(model, batcher, data, dev, cfg.channels_last)
                 line = dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS})
                 with open(out / "metrics.jsonl", "a") as f:
@@ -284,6 +298,11 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
                      progress)
                 if cfg.keep_best:
                     _keep_best(model, out, metrics, epoch + 1)
+            if stop_here:
+                _log(out, f"stopped after epoch {epoch + 1} of {cfg.epochs} as asked (stop_after): checkpoint saved; "
+                          f"continue with --resume {out}", progress)
+                ranks.barrier()
+                return dict(metrics, stopped_after=epoch + 1)
 
     if on_trained is not None:
         on_trained(model)
