@@ -77,6 +77,7 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     assert cfg["glmc"]["measured"]["top1"] == round(metrics["top1"], 2)
     card = (folder / "README.md").read_text()
     assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
+    assert " h for 8 epochs (median epoch " in cfg["glmc"]["training_time"]
     assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
     assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set
     from glmc_zoo.training.bundle import bundle_root

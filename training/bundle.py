@@ -38,16 +38,27 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
         raise ValueError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
     model = create_model(str(run_dir / "model"))
     model.pretrained_cfg = dict(model.pretrained_cfg, tag=tag, architecture=arch)
-    logs = [json.loads(x) for x in (run_dir / "train_log.jsonl").read_text().splitlines()]
     glmc = dict(cfg["glmc"])
-    hours = sum(x["seconds"] for x in logs) / 3600
     glmc.update(
         trained_by="glmc-zoo",
         data=data,
-        training_time=f"{hours:.2f} h for {len(logs)} epochs on {machine or platform.processor() or platform.machine()}",
+        training_time=f"{_time_text(run_dir)} on {machine or platform.processor() or platform.machine()}",
         split_file=f"split.json of the run ({_split_text(run_dir)})",
     )
     return save_pretrained(model, Path(root or bundle_root()) / name, glmc=glmc)
+
+
+def _time_text(run_dir: Path) -> str:
+    """Training time from the run's train_log.jsonl: the sum of its epochs' times (an epoch logged twice,
+    by a run killed between its log line and its checkpoint, counts once), and the median epoch."""
+    by_epoch = {}
+    for line in (run_dir / "train_log.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_epoch[row["epoch"]] = row
+    whole = sorted(r["seconds"] for r in by_epoch.values() if r["images"] == max(x["images"] for x in by_epoch.values()))
+    text = f"{sum(r['seconds'] for r in by_epoch.values()) / 3600:.2f} h for {len(by_epoch)} epochs"
+    return text + (f" (median epoch {whole[len(whole) // 2]:.0f} s)" if len(by_epoch) > 1 and whole else "")
 
 
 def _split_text(run_dir: Path) -> str:
