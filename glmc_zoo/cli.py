@@ -417,14 +417,11 @@ def train(
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             raise typer.Exit(130)
         return
-    if metrics.get("stopped_after"):
-        typer.echo(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "many", "medium", "few", "fc_top1",
-                                                          "stopped_after")}))
-        typer.echo(f"stopped after epoch {metrics['stopped_after']} of {cfg.epochs} as asked; continue with "
-                   f"--resume {out}", err=True)
-        return
-    typer.echo(json.dumps({k: metrics.get(k) for k in ("top1", "top5", "many", "medium", "few", "epoch")}))
-    typer.echo(f"run directory: {out}; weights: {out / 'model'}", err=True)
+    stopped = metrics.get("stopped_after")
+    keys = ("top1", "top5", "many", "medium", "few") + (("fc_top1", "stopped_after") if stopped else ("epoch",))
+    typer.echo(json.dumps({k: metrics.get(k) for k in keys}))
+    typer.echo(f"stopped after epoch {stopped} of {cfg.epochs} as asked; continue with --resume {out}" if stopped
+               else f"run directory: {out}; weights: {out / 'model'}", err=True)
 
 
 @command("eval")

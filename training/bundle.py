@@ -56,9 +56,13 @@ def _time_text(run_dir: Path) -> str:
         if line.strip():
             row = json.loads(line)
             by_epoch[row["epoch"]] = row
-    whole = sorted(r["seconds"] for r in by_epoch.values() if r["images"] == max(x["images"] for x in by_epoch.values()))
-    text = f"{sum(r['seconds'] for r in by_epoch.values()) / 3600:.2f} h for {len(by_epoch)} epochs"
-    return text + (f" (median epoch {whole[len(whole) // 2]:.0f} s)" if len(by_epoch) > 1 and whole else "")
+    rows = list(by_epoch.values())
+    text = f"{sum(r['seconds'] for r in rows) / 3600:.2f} h for {len(rows)} epochs"
+    if len(rows) < 2:
+        return text
+    full = max(r["images"] for r in rows)  # an epoch resumed part-way saw fewer images: not a whole epoch's time
+    whole = sorted(r["seconds"] for r in rows if r["images"] == full)
+    return f"{text} (median epoch {whole[len(whole) // 2]:.0f} s)"
 
 
 def _split_text(run_dir: Path) -> str:

@@ -152,7 +152,7 @@ def train(
 
 def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
            command: str | None, should_stop, data: LongTailedData | None, on_trained,
-           stop_after: int | None = None) -> dict:
+           stop_after: int | None) -> dict:
     import timm
 
     import glmc_zoo  # noqa: F401
