@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from glmc_zoo.inference import DEFAULT_MODEL
+
 from _machine import cpu_name
 
 
@@ -146,7 +148,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--archs", default="glmc_resnet32_w16,glmc_resnet32,glmc_resnet50")
-    ap.add_argument("--model", default="glmc_resnet32_w16.cifar10_lt_if100_jpeg")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="default: the bundled default model")
     a = ap.parse_args()
     print(f"machine: {machine()}\n")
     print("| model | batch | PyTorch eager | onnxruntime | onnxruntime / PyTorch speed |")
