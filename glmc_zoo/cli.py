@@ -27,7 +27,7 @@ from glmc_zoo.errors import GLMCZooError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="GLMC long-tailed image classifiers: list, inspect, convert, train, evaluate, "
-                       "export and predict.")
+                       "report, export and predict.")
 
 
 class Fmt(str, Enum):
@@ -456,6 +456,23 @@ def eval_cmd(
     typer.echo(f"      n: {m['n']}")
     for cls, acc in zip(m["classes"], m["per_class"]):
         typer.echo(f"  {cls:>16}: {'-' if acc is None else f'{acc:.2f}'}")
+
+
+@command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The folder `glmc-zoo train -o` wrote.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the Markdown here.")] = None,
+) -> None:
+    """A training run's results as Markdown: every evaluation (both heads), per-class, time, command."""
+    try:
+        from glmc_zoo.training.report import run_report
+    except ImportError as e:
+        raise _fail(f"reports need the training extra: pip install 'glmc-zoo[train]' ({e})") from None
+    text = run_report(run_dir)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    typer.echo(text, nl=False)
 
 
 def main() -> None:  # pragma: no cover

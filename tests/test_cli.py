@@ -22,7 +22,7 @@ def run(*args):
 
 
 def test_help_on_every_command():
-    for cmd in ("list", "info", "convert", "push", "predict", "export", "train", "eval"):
+    for cmd in ("list", "info", "convert", "push", "predict", "export", "train", "eval", "report"):
         r = run(cmd, "--help")
         assert r.exit_code == 0 and "Usage" in r.output, cmd
 
@@ -77,6 +77,7 @@ def test_usage_errors_exit_2_without_traceback(w16_folder, tmp_path):
                  ["predict", EXAMPLES / "cat.jpg", "--backend", "tf"],
                  ["predict", EXAMPLES / "cat.jpg", "--top-k", "0"],
                  ["train", "--config", "nope"],
+                 ["report", EXAMPLES],
                  ["train", "--config", "cifar10_lt_if100", "--set", "epoch=3"],
                  ["convert", EXAMPLES / "cat.jpg", "--arch", "glmc_resnet32", "--num-classes", "10",
                   "--output", "/tmp/x"]):
@@ -85,6 +86,7 @@ def test_usage_errors_exit_2_without_traceback(w16_folder, tmp_path):
         assert "Traceback" not in r.output
     assert "--stop-after 201: give an epoch after the 0 already complete and at most the schedule's 200" in \
         run("train", "--config", "cifar10_lt_if100_w16", "--stop-after", "201", "-o", tmp_path / "r").output
+    assert "not a training run directory" in run("report", EXAMPLES).output
 
 
 def test_real_process_prints_no_traceback(tmp_path):

@@ -67,6 +67,14 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     correct = [p.predictions[0]["label"] == Path(p.source).parent.name for p in preds]
     assert 100.0 * sum(correct) / len(correct) == metrics["top1"]
 
+    from glmc_zoo.training.report import run_report
+
+    report = run_report(out)  # what the run logged, as Markdown: both evaluations, the final one marked
+    assert "**Status**: finished" in report and "`pytest smoke`" in report
+    rows = [x for x in report.splitlines() if x.startswith(("| 4 |", "| 8 (final) |"))]
+    assert len(rows) == 2 and f"| {metrics['top1']:.2f} | {metrics['top5']:.2f} |" in rows[1]
+    assert f"| cat | {small_lt.class_counts[3]} | " in report and "fc_cb at the final epoch" in report
+
     from glmc_zoo.training.bundle import bundle_run
 
     from glmc_zoo.hub import read_config
@@ -108,6 +116,11 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small_lt):
     assert first["stopped_after"] == 1 and 0 <= first["top1"] <= 100 and "fc_top1" in first
     assert [json.loads(x)["epoch"] for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()] == [1]
     assert not (tmp_path / "c" / "model").exists() and "stopped after epoch 1 of 2" in (tmp_path / "c" / "run.log").read_text()
+    from glmc_zoo.training.report import run_report
+
+    text = run_report(tmp_path / "c")  # a run in progress: its latest evaluation, not labelled final
+    assert "in progress: 1 of 2 epochs complete" in text and "(final)" not in text
+    assert "| 1 | " in text and "fc_cb at epoch 1 (latest)" in text
     with pytest.raises(TrainError, match="stop-after 1: give an epoch after the 1 already complete"):
         train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, resume=tmp_path / "c", stop_after=1)
     second = train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, resume=tmp_path / "c")

@@ -30,6 +30,7 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
     final-epoch metrics, exact command, training time and machine, and data provenance."""
     from glmc_zoo.hub import create_model, read_config, save_pretrained
+    from glmc_zoo.training.report import time_text
 
     run_dir = Path(run_dir)
     arch, _, tag = name.partition(".")
@@ -42,27 +43,10 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     glmc.update(
         trained_by="glmc-zoo",
         data=data,
-        training_time=f"{_time_text(run_dir)} on {machine or platform.processor() or platform.machine()}",
+        training_time=f"{time_text(run_dir)} on {machine or platform.processor() or platform.machine()}",
         split_file=f"split.json of the run ({_split_text(run_dir)})",
     )
     return save_pretrained(model, Path(root or bundle_root()) / name, glmc=glmc)
-
-
-def _time_text(run_dir: Path) -> str:
-    """Training time from the run's train_log.jsonl: the sum of its epochs' times (an epoch logged twice,
-    by a run killed between its log line and its checkpoint, counts once), and the median epoch."""
-    by_epoch = {}
-    for line in (run_dir / "train_log.jsonl").read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            by_epoch[row["epoch"]] = row
-    rows = list(by_epoch.values())
-    text = f"{sum(r['seconds'] for r in rows) / 3600:.2f} h for {len(rows)} epochs"
-    if len(rows) < 2:
-        return text
-    full = max(r["images"] for r in rows)  # an epoch resumed part-way saw fewer images: not a whole epoch's time
-    whole = sorted(r["seconds"] for r in rows if r["images"] == full)
-    return f"{text} (median epoch {whole[len(whole) // 2]:.0f} s)"
 
 
 def _split_text(run_dir: Path) -> str:

@@ -1,0 +1,126 @@
+"""A training run's results as Markdown, from the files the trainer writes into its run directory:
+every evaluation of both heads, per-class accuracy at the latest one, training time and the command.
+
+    glmc-zoo report runs/cifar10_lt_if100_w16            # or: python -m glmc_zoo.training.report RUN_DIR
+
+Works on a finished run and on one still in progress (the latest evaluation is labelled as such). It
+reports what was logged and selects nothing: the final row is the final epoch, never the best one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from glmc_zoo.errors import TrainError
+
+__all__ = ["run_report", "time_text"]
+
+#: The standard long-tail groups by training images per class (GLMC, LDAM, ...).
+GROUPS = (("many", "> 100", lambda n: n > 100), ("medium", "21-100", lambda n: 20 < n <= 100),
+          ("few", "<= 20", lambda n: n <= 20))
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def _by_epoch(rows: list[dict]) -> list[dict]:
+    """One row per epoch, the last written winning (a run killed between its log line and its checkpoint
+    logs that epoch again when resumed), in epoch order."""
+    return sorted({r["epoch"]: r for r in rows}.values(), key=lambda r: r["epoch"])
+
+
+def time_text(run_dir: str | Path) -> str:
+    """Training time from the run's train_log.jsonl: the sum of its epochs' times (an epoch logged twice
+    counts once), and the median time of a whole epoch (an epoch resumed part-way is not one)."""
+    rows = _by_epoch(_jsonl(Path(run_dir) / "train_log.jsonl"))
+    text = f"{sum(r['seconds'] for r in rows) / 3600:.2f} h for {len(rows)} epochs"
+    if len(rows) < 2:
+        return text
+    full = max(r["images"] for r in rows)
+    whole = sorted(r["seconds"] for r in rows if r["images"] == full)
+    return f"{text} (median epoch {whole[len(whole) // 2]:.0f} s)"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def run_report(run_dir: str | Path) -> str:
+    """The run's results as Markdown (see the module's docstring). Raises `TrainError` naming the folder
+    when it is not a run directory."""
+    run = Path(run_dir)
+    if not (run / "config.json").is_file() or not (run / "train_log.jsonl").is_file():
+        raise TrainError(f"{run}: not a training run directory (no config.json and train_log.jsonl); give the "
+                         f"folder that `glmc-zoo train -o` wrote")
+    cfg = json.loads((run / "config.json").read_text())
+    epochs_done = _by_epoch(_jsonl(run / "train_log.jsonl"))
+    evals = _by_epoch(_jsonl(run / "metrics.jsonl"))
+    split = json.loads((run / "split.json").read_text()) if (run / "split.json").is_file() else {}
+    total = cfg.get("epochs")
+    last_done = epochs_done[-1]["epoch"] if epochs_done else 0
+    finished = (run / "metrics.json").is_file() and last_done == total
+    status = "finished" if finished else f"in progress: {last_done} of {total} epochs complete"
+
+    lines = [f"# Run `{cfg.get('name', run.name)}` ({run})", "",
+             f"- **Status**: {status}",
+             f"- **Model**: {cfg.get('model')}; {total} epochs, batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, "
+             f"weight decay {cfg.get('weight_decay')}, {cfg.get('schedule')} schedule; q {cfg.get('resample_weighting')}, "
+             f"tau {cfg.get('label_weighting')}, w {cfg.get('contrast_weight')}",
+             f"- **Data**: {cfg.get('dataset')}, imbalance factor {cfg.get('imbalance_factor')}, split "
+             f"{split.get('split', cfg.get('split'))!r} (seed {split.get('seed', cfg.get('seed'))})"
+             + (f", {sum(split['class_counts'])} training images" if split.get("class_counts") else ""),
+             f"- **Training time**: {time_text(run)}"]
+    if (run / "command.txt").is_file():
+        lines.append(f"- **Command**: `{(run / 'command.txt').read_text().strip()}`")
+    resumes = sum(" resumed at epoch " in x for x in (run / "run.log").read_text().splitlines()) \
+        if (run / "run.log").is_file() else 0
+    if resumes:
+        lines.append(f"- **Resumed** {resumes} time{'s' * (resumes != 1)} (exactly, from checkpoint.pt; see run.log)")
+
+    counts = split.get("class_counts") or []
+    sizes = {g: sum(map(test, counts)) for g, _, test in GROUPS}
+    lines += ["", "## Evaluations", "",
+              "`fc_cb` is the rebalanced head used at inference (GLMC's reported numbers), `fc` the plain head. "
+              "Groups by training images per class: "
+              + ", ".join(f"{g} {rule} ({sizes[g]} classes)" if counts else f"{g} {rule}" for g, rule, _ in GROUPS)
+              + ".", "",
+              "| epoch | fc_cb top-1 | fc_cb top-5 | fc_cb many | fc_cb medium | fc_cb few | fc top-1 | fc many | "
+              "fc medium | fc few | train loss |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in evals:
+        tag = " (final)" if finished and r["epoch"] == total else ""
+        cells = [r.get(k) for k in ("top1", "top5", "many", "medium", "few", "fc_top1", "fc_many", "fc_medium",
+                                    "fc_few")]
+        lines.append(f"| {r['epoch']}{tag} | " + " | ".join(map(_pct, cells))
+                     + f" | {'-' if r.get('loss') is None else format(r['loss'], '.4f')} |")
+    if not evals:
+        lines.append("| (no evaluation yet) |" + " |" * 10)
+
+    if evals and evals[-1].get("per_class"):
+        last = evals[-1]
+        which = "the final epoch" if finished and last["epoch"] == total else f"epoch {last['epoch']} (latest)"
+        names = split.get("classes") or [str(i) for i in range(len(last["per_class"]))]
+        lines += ["", f"## Per-class accuracy of fc_cb at {which}", "", "| class | training images | top-1 |",
+                  "|---|---|---|"]
+        for i, (name, acc) in enumerate(zip(names, last["per_class"])):
+            lines.append(f"| {name} | {counts[i] if i < len(counts) else '-'} | {_pct(acc)} |")
+    if (run / "training_curves.png").is_file():
+        lines += ["", f"Learning curves: `{run / 'training_curves.png'}`."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    a = ap.parse_args()
+    try:
+        print(run_report(a.run_dir), end="")
+    except TrainError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()
