@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from glmc_zoo.inference import DEFAULT_MODEL
-
 from _machine import cpu_name
+
+from glmc_zoo.inference import DEFAULT_MODEL
 
 
 def machine() -> str:
