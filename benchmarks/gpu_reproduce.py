@@ -11,7 +11,7 @@ torch.utils.flop_counter on one step).
 
 GPU:  python benchmarks/gpu_reproduce.py --output $OUT/c10_if100 --peak-tflops 989
 CPU check of the whole path (tiny): python benchmarks/gpu_reproduce.py --device cpu --epochs 2 \
-      --set max_images_per_class=50 --set compile=false --output /tmp/gpu_check
+      --set max_images_per_class=100 --set compile=false --output /tmp/gpu_check
 """
 
 from __future__ import annotations

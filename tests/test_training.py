@@ -187,6 +187,86 @@ def test_file_based_pipeline_runs(tmp_path, large_image_folder, dataset, workers
     assert log["images"] == 36
 
 
+def _file_cfg(root, **kw):
+    return apply_overrides(get_config("imagenet_lt"), dict(dict(
+        dataset="imagefolder", data_root=str(root), model="glmc_resnet32_w16", image_size=64, epochs=2, eval_every=5,
+        batch_size=8, workers=1, imbalance_factor=1.0, max_images_per_class=0), **kw))
+
+
+def test_file_data_augments_the_same_whatever_the_workers_ranks_or_resume_point(large_image_folder):
+    """File data's augmentation is a function of (seed, epoch, step, place in the global batch) only."""
+    from glmc_zoo.training.batches import Batcher, epoch_plan
+
+    data = load_image_folder(large_image_folder, 64)
+    assert not data.in_memory
+    plan = epoch_plan(len(data.train), 8, torch.ones(len(data.train)), 3, 0)
+
+    def views(workers=0, first=0, rank=0, world=1):
+        b = Batcher(data, 64, workers, torch.device("cpu"), rank, world)
+        return [(vu, vr) for vu, vr, _, _ in b.epoch(plan, first, torch.Generator().manual_seed(1), aug_seed=11)]
+
+    ref = views()
+    assert not torch.equal(ref[0][0][0][0], ref[0][0][1][0])  # the two views of an image differ
+    for other in (views(workers=2), views(first=2)):
+        got = ref[-len(other):]
+        assert all(torch.equal(a, b) for (x, y) in zip(got, other) for a, b in zip(x[0] + x[1], y[0] + y[1]))
+    halves = [views(rank=r, world=2) for r in (0, 1)]
+    for s, (h0, h1) in enumerate(zip(*halves)):
+        assert torch.equal(torch.cat([h0[0][0], h1[0][0]]), ref[s][0][0])
+        assert torch.equal(torch.cat([h0[1][1], h1[1][1]]), ref[s][1][1])
+
+
+def test_a_file_that_breaks_mid_run_stops_with_a_checkpoint_and_resumes_exactly(tmp_path, large_image_folder):
+    import shutil
+
+    from glmc_zoo.training.data import DataError
+
+    root = tmp_path / "data"
+    shutil.copytree(large_image_folder, root)
+    full = train(_file_cfg(root), tmp_path / "a", device="cpu", progress=False)
+    victim = root / "train" / "cat" / "5.jpg"
+    good = victim.read_bytes()
+    victim.write_bytes(good[: len(good) * 2 // 3])  # the header reads, the pixels do not: found mid-epoch
+    out = tmp_path / "b"
+    with pytest.raises(DataError) as e:
+        train(_file_cfg(root), out, device="cpu", progress=False)
+    msg = str(e.value)
+    assert str(victim) in msg and "truncated" in msg and "Traceback" not in msg and "--resume" in msg
+    assert msg.startswith("epoch 1, step ") and "Checkpoint saved after step" in msg
+    assert "stopped at epoch 1, step" in (out / "run.log").read_text()
+    victim.write_bytes(good)
+    resumed = train(_file_cfg(root), out, device="cpu", progress=False, resume=out)
+    sa = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    sb = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-6) for k in sa)
+    assert resumed["top1"] == full["top1"]
+
+
+def test_unreadable_files_and_empty_classes_are_named_before_training(tmp_path, large_image_folder):
+    import shutil
+
+    from glmc_zoo.training.data import DataError, load_data
+
+    root = tmp_path / "data"
+    shutil.copytree(large_image_folder, root)
+    (root / "train" / "cat" / "notes.jpg").write_text("not an image")
+    (root / "test" / "ship" / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError) as e:
+        load_image_folder(root, 64)
+    assert "1 image file cannot be read" in str(e.value) and "notes.jpg" in str(e.value)
+    (root / "train" / "cat" / "notes.jpg").unlink()
+    with pytest.raises(DataError, match="empty.png: empty file"):
+        load_image_folder(root, 64)
+    (root / "test" / "ship" / "empty.png").unlink()
+    lists = root / "ImageNet_LT_train.txt"  # split lists: every listed file must exist, all missing ones named
+    lists.write_text(lists.read_text() + "train/cat/gone1.jpg 1\ntrain/cat/gone2.jpg 1\n")
+    with pytest.raises(DataError, match=r"(?s)2 image files cannot be read:.*gone1.jpg: no such file.*gone2.jpg"):
+        load_data(_file_cfg(root, dataset="imagenet_lt"))
+    # 12 images in the largest class at imbalance factor 100: the smallest would keep 0
+    with pytest.raises(DataError, match=r"1 class keep no training images \(ship; counts \[12, 1, 0\]\).*imbalance_factor"):
+        load_data(_file_cfg(root, imbalance_factor=100))
+
+
 def test_precision_auto_by_capability():
     from glmc_zoo.training.loop import cpu_has_native_bf16, resolve_precision
 
@@ -216,7 +296,7 @@ def test_normalization_option(cifar_root):
 
     from glmc_zoo._meta import NORMALIZATION
 
-    small = dict(max_images_per_class=40, test_per_class_limit=2)
+    small = dict(max_images_per_class=100, test_per_class_limit=2)  # IF 100: the smallest class keeps 1
     released = load_data(apply_overrides(get_config("cifar10_lt_if100_w16"), small))
     assert (released.mean, released.std) == NORMALIZATION["cifar10"]
     measured = load_data(apply_overrides(get_config("cifar10_lt_if100_w16"), dict(small, normalization="auto")))

@@ -52,7 +52,8 @@ class Batcher:
 
     In-memory data: the uint8 images live on the training device and are augmented there in one
     batched op per view. File data: the reference's ImageNet-style pipeline, in DataLoader workers
-    (`workers` > 0) or in this process.
+    (`workers` > 0, at most one per CPU) or in this process, each image's views drawn from a seed of
+    its own (see `epoch`).
     """
 
     def __init__(self, data: LongTailedData, image_size: int, workers: int, device: torch.device,
@@ -70,17 +71,22 @@ class Batcher:
 
             self.train_ds, self.test_ds = file_datasets(data, image_size)
 
-    def epoch(self, plan: list[tuple[torch.Tensor, torch.Tensor]], first: int,
-              generator: torch.Generator) -> Iterator[tuple[Views, Views, torch.Tensor, torch.Tensor]]:
-        """Steps `first`, `first` + 1, ... of the epoch `plan`; augmentation draws from `generator`."""
+    def epoch(self, plan: list[tuple[torch.Tensor, torch.Tensor]], first: int, generator: torch.Generator,
+              aug_seed: int = 0) -> Iterator[tuple[Views, Views, torch.Tensor, torch.Tensor]]:
+        """Steps `first`, `first` + 1, ... of the epoch `plan`. In-memory augmentation draws from
+        `generator`; file data's from a seed per (`aug_seed`, step, batch, place in the global batch), so
+        that a run resumed mid-epoch, or split over ranks, or read by any number of workers augments
+        every image as one uninterrupted process does."""
         steps = [(u, r, rank_slice(len(u), self.rank, self.world)) for u, r in plan[first:]]  # u, r: same size
         if self.data.in_memory:
             for u, r, part in steps:
                 yield self._views(u, part, generator), self._views(r, part, generator), \
                     self._onehot(u[part]), self._onehot(r[part])
             return
-        uniform = self._file_views([u[part] for u, _, part in steps], generator)
-        rebalanced = self._file_views([r[part] for _, r, part in steps], generator)
+        seeded = [[_seeded(idx, part, (aug_seed, first + n, k)) for k, idx in enumerate((u, r))]
+                  for n, (u, r, part) in enumerate(steps)]
+        uniform = self._file_views([su for su, _ in seeded])
+        rebalanced = self._file_views([sr for _, sr in seeded])
         for (u, r, part), views_u, views_r in zip(steps, uniform, rebalanced):
             yield views_u, views_r, self._onehot(u[part]), self._onehot(r[part])
 
@@ -96,19 +102,17 @@ class Batcher:
             out.append(normalize(apply_crop_flip(x, off[:, part], flip[part]), self.mean, self.std))
         return out[0], out[1]
 
-    def _file_views(self, batches: list[torch.Tensor], generator: torch.Generator) -> Iterator[Views]:
-        if self.workers == 0:  # torchvision's transforms draw from the global RNG (seeded per rank by the loop)
-            for idx in batches:
-                v1, v2, _ = zip(*(self.train_ds[int(i)] for i in idx))
+    def _file_views(self, batches: list[list[tuple[int, int]]]) -> Iterator[Views]:
+        """(index, seed) batches -> two augmented views each, in DataLoader workers or in this process."""
+        if self.workers == 0:
+            for batch in batches:
+                v1, v2, _ = zip(*(self.train_ds[item] for item in batch))
                 yield torch.stack(v1).to(self.device), torch.stack(v2).to(self.device)
             return
         from torch.utils.data import DataLoader
 
-        # one seed per (rank, worker): ranks must not repeat each other's augmentation draws
-        seed = int(torch.randint(0, 2**31 - 1, (), generator=generator)) + self.rank * self.workers
-        loader = DataLoader(self.train_ds, batch_sampler=[b.tolist() for b in batches], num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda", persistent_workers=False,
-                            worker_init_fn=lambda w: torch.manual_seed(seed + w))
+        loader = DataLoader(self.train_ds, batch_sampler=batches, num_workers=min(self.workers, _cpus()),
+                            pin_memory=self.device.type == "cuda", persistent_workers=False)
         for v1, v2, _ in loader:
             yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
 
@@ -122,3 +126,17 @@ class Batcher:
         from torch.utils.data import DataLoader
 
         yield from DataLoader(self.test_ds, batch_size=batch_size // 4, num_workers=self.workers)
+
+
+def _seeded(idx: torch.Tensor, part: slice, key: tuple[int, int, int]) -> list[tuple[int, int]]:
+    """This rank's `part` of a global index batch as (index, augmentation seed) pairs; the seed depends
+    on `key` (aug_seed, step, uniform 0 / rebalanced 1) and the image's place in the global batch only."""
+    base = ((key[0] * 1_000_003 + key[1]) * 2 + key[2]) * 1_048_576
+    return [(int(idx[j]), (base + j) % 2**63) for j in range(part.start, part.stop)]
+
+
+def _cpus() -> int:
+    """CPUs this process may use: more DataLoader workers than that only adds contention (and a warning)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

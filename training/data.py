@@ -141,13 +141,30 @@ def _list_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
 def _decode_all(paths: list[str], size: int) -> np.ndarray:
     """Decode image files to (N, size, size, 3) uint8 as deployment does: `predict`'s decoder
     (EXIF rotation; alpha, palette, 16-bit, CMYK to RGB), then, for other sizes, the short side
-    resized to `size` (bilinear) and a centre crop, so non-square images keep their aspect."""
+    resized to `size` (bilinear) and a centre crop, so non-square images keep their aspect. Every
+    file is tried: a `DataError` lists all that fail, not only the first."""
+    from glmc_zoo.errors import ImageLoadError
     from glmc_zoo.inference import load_image
 
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    failed = []
     for i, p in enumerate(paths):
-        out[i] = _fit(load_image(p), size)
+        try:
+            out[i] = _fit(load_image(p), size)
+        except ImageLoadError as e:
+            failed.append(str(e))
+    if failed:
+        raise unreadable_files_error(failed)
     return out
+
+
+def unreadable_files_error(failed: list[str]) -> DataError:
+    """One error for all the files that cannot be read (each entry: "path: why")."""
+    shown = "\n  ".join(failed[:10])
+    more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
+    return DataError(f"{len(failed)} image file{'s' * (len(failed) != 1)} cannot be read:\n  {shown}{more}\n"
+                     f"Replace each with a readable image, or remove it before the run starts (removing a "
+                     f"training file changes the long-tailed split, so a run cannot be resumed across it).")
 
 
 def _fit(im, size: int) -> np.ndarray:
@@ -178,19 +195,20 @@ def _decode_cached(paths: list[str], size: int) -> np.ndarray:
     return arr
 
 
-def _largest_side(paths: list[str], limit: int) -> int:
-    """The largest image side among `paths` (headers only), stopping early once over `limit`."""
+def _largest_side(paths: list[str]) -> int:
+    """The largest image side among `paths`, from the headers of all of them; a `DataError` lists
+    every file whose header cannot be read (not an image, empty, unknown format)."""
     from PIL import Image
 
-    largest = 0
+    largest, failed = 0, []
     for p in paths:
         try:
             with Image.open(p) as im:
                 largest = max(largest, *im.size)
-        except OSError as e:
-            raise DataError(f"{p}: cannot be read as an image ({e}); remove or replace the file") from e
-        if largest > limit:
-            break
+        except OSError as e:  # PIL's UnidentifiedImageError is an OSError too
+            failed.append(f"{p}: {'empty file (0 bytes)' if os.path.getsize(p) == 0 else e}")
+    if failed:
+        raise unreadable_files_error(failed)
     return largest
 
 
@@ -198,7 +216,7 @@ def _full_folder_split(root: Path, image_size: int) -> tuple[list[str], Split]:
     """Small images (every one <= 64 px, for a model input <= 64 px) are decoded once into memory;
     anything larger is read from the files by DataLoader workers."""
     classes, paths, targets = _list_folder(root)
-    if image_size <= 64 and _largest_side(paths, 64) <= 64:
+    if _largest_side(paths) <= 64 and image_size <= 64:  # every header is read: unreadable files are named up front
         return classes, Split(targets, images=_decode_cached(paths, image_size))
     return classes, Split(targets, paths=paths)
 
@@ -253,6 +271,14 @@ def load_data(cfg: TrainConfig, download: bool = False) -> LongTailedData:
     `test_per_class_limit` test images of each class when that is set), normalised as
     `cfg.normalization` says."""
     data = _load_source(cfg, download)
+    empty = [name for name, n in zip(data.classes, data.class_counts) if n == 0]
+    if empty:  # the rebalanced loss weighs a class by n^-tau: a class with no training images cannot be learned
+        raise DataError(f"{cfg.dataset} at imbalance factor {cfg.imbalance_factor:g}: {len(empty)} class"
+                        f"{'es' * (len(empty) != 1)} keep no training images ({', '.join(empty[:10])}"
+                        f"{' ...' if len(empty) > 10 else ''}; counts {data.class_counts[:10]}"
+                        f"{' ...' if len(data.class_counts) > 10 else ''}). The smallest class keeps about "
+                        f"largest / imbalance factor images: lower imbalance_factor (--set imbalance_factor=N), "
+                        f"or give those classes more images.")
     if cfg.normalization != "auto":
         if cfg.normalization not in NORMALIZATION:
             raise DataError(f"normalization={cfg.normalization!r} is not known: use auto or one of "
@@ -322,6 +348,9 @@ def load_split_lists(root: str | Path, train_list: str | Path, test_list: str | 
         return Split(np.asarray(targets, dtype=np.int64), paths=paths)
 
     train, test = read(train_list), read(test_list)
+    missing = [f"{p}: no such file" for p in train.paths + test.paths if not os.path.isfile(p)]
+    if missing:
+        raise unreadable_files_error(missing)
     num_classes = int(max(train.targets.max(), test.targets.max())) + 1
     return LongTailedData(train, test, [str(i) for i in range(num_classes)], np.arange(len(train)),
                           tuple(mean), tuple(std))

@@ -18,11 +18,17 @@ class TwoViewFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, item: int | tuple[int, int]):
+        """`i`, or `(i, seed)`: the views then draw from torch's CPU generator seeded with `seed` (restored
+        afterwards), so an image's augmentation does not depend on which worker or process made it."""
+        i, seed = item if isinstance(item, tuple) else (item, None)
         im = load_image(self.paths[i])
-        if self.two_views:
-            return self.transform(im), self.transform(im), int(self.targets[i])
-        return self.transform(im), int(self.targets[i])
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            if self.two_views:
+                return self.transform(im), self.transform(im), int(self.targets[i])
+            return self.transform(im), int(self.targets[i])
 
 
 class _Tensor:

@@ -37,7 +37,7 @@ from glmc_zoo.training.method import (
 from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
 
 from glmc_zoo._meta import __version__
-from glmc_zoo.errors import TrainError
+from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 
 __all__ = ["TrainError", "cpu_has_native_bf16", "glmc_step", "resolve_device", "resolve_precision", "train"]
 
@@ -239,7 +239,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             model.train()
             t0, seen = time.perf_counter(), 0
             bar = _progress(len(plan), first, f"epoch {epoch + 1}/{cfg.epochs}", progress and ranks.is_main)
-            for step, (views_u, views_r, y_u, y_r) in enumerate(batcher.epoch(plan, first, step_gen), start=first):
+            batches, done = _ImageErrors(batcher.epoch(plan, first, step_gen, aug_seed=cfg.seed * 7919 + epoch)), first
+            for step, (views_u, views_r, y_u, y_r) in enumerate(batches, start=first):
                 losses = glmc_step(fwd, optimizer, views_u, views_r, y_u, y_r, label_w, alpha, mix_beta=cfg.mix_beta,
                                    contrast_weight=cfg.contrast_weight, generator=step_gen,
                                    memory_format=memory_format, use_bf16=use_bf16)
@@ -264,8 +265,18 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
                     if bar is not None:
                         bar.close()
                     return dict(interrupted=True, epoch=epoch, step=step + 1)
+                done = step + 1
             if bar is not None:
                 bar.close()
+            if batches.error:  # a file that passed the start-up scan but does not decode (a truncated JPEG, ...)
+                msg = f"epoch {epoch + 1}, step {done + 1}: {batches.error}"
+                if ranks.world == 1:  # with many ranks the others are mid-step: the last epoch's checkpoint stays
+                    save_checkpoint(out / CKPT_NAME, checkpoint_state(model, optimizer, cfg, epoch, done, step_gen,
+                                                                      ranks.sum_floats(sums), precision))
+                    msg += (f". Checkpoint saved after step {done}: replace the file with a readable image, then "
+                            f"continue with --resume {out}")
+                _log(out, f"stopped at {msg}", progress)
+                raise DataError(msg)
             secs = time.perf_counter() - t0
             seen = ranks.sum(seen)  # images seen by all ranks together
             sums = ranks.sum_floats(sums)
@@ -338,6 +349,22 @@ def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:
 
 #: What each evaluation line of `metrics.jsonl` records (per-class accuracy is of `fc_cb`).
 _EVAL_KEYS = ("top1", "top5", "many", "medium", "few", "per_class", "fc_top1", "fc_many", "fc_medium", "fc_few")
+
+
+class _ImageErrors:
+    """An epoch's batches; an image that fails to decode ends them, its one-line reason kept in `error`
+    (from a DataLoader worker the exception's text carries the worker's traceback: only its last line
+    is kept)."""
+
+    def __init__(self, batches):
+        self.batches, self.error = batches, None
+
+    def __iter__(self):
+        try:
+            yield from self.batches
+        except ImageLoadError as e:
+            last = [x for x in str(e).splitlines() if x.strip()][-1]
+            self.error = last.split(f"{type(e).__name__}: ", 1)[-1]
 
 
 def _evaluate(model, batches: Batcher, data: LongTailedData, dev, channels_last: bool) -> dict:
