@@ -295,7 +295,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             with open(out / "train_log.jsonl", "a") as f:
                 f.write(json.dumps(epoch_log) + "\n")
             save_checkpoint(out / CKPT_NAME, checkpoint_state(model, optimizer, cfg, epoch + 1, 0, None, None, precision))
-            left = (cfg.epochs - epoch - 1) * float(np.mean(epoch_secs[-10:] or [secs]))
+            left = (cfg.epochs - epoch - 1) * float(np.median(epoch_secs[-10:] or [secs]))  # median: robust to a paused epoch
             _log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
                       f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}", progress)
             if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:
