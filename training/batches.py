@@ -58,7 +58,8 @@ class Batcher:
 
     def __init__(self, data: LongTailedData, image_size: int, workers: int, device: torch.device,
                  rank: int = 0, world: int = 1):
-        self.data, self.workers, self.device, self.rank, self.world = data, workers, device, rank, world
+        self.data, self.device, self.rank, self.world = data, device, rank, world
+        self.workers = min(workers, _cpus())  # more DataLoader workers than CPUs only add contention (and a warning)
         self.num_classes = len(data.classes)
         self.targets = torch.as_tensor(data.train.targets)
         self.mean = torch.tensor(data.mean, device=device)
@@ -111,7 +112,7 @@ class Batcher:
             return
         from torch.utils.data import DataLoader
 
-        loader = DataLoader(self.train_ds, batch_sampler=batches, num_workers=min(self.workers, _cpus()),
+        loader = DataLoader(self.train_ds, batch_sampler=batches, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda", persistent_workers=False)
         for v1, v2, _ in loader:
             yield v1.to(self.device, non_blocking=True), v2.to(self.device, non_blocking=True)
@@ -136,7 +137,7 @@ def _seeded(idx: torch.Tensor, part: slice, key: tuple[int, int, int]) -> list[t
 
 
 def _cpus() -> int:
-    """CPUs this process may use: more DataLoader workers than that only adds contention (and a warning)."""
+    """CPUs this process may use."""
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
