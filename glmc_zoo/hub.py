@@ -213,6 +213,7 @@ def model_card(model: torch.nn.Module, glmc: dict, repo_id: str | None = None) -
         if source:
             lines += ["", str(source)]
         lines.append("")
+    lines += _per_class_lines(glmc)
     train_cfg = glmc.get("train_config") or {}
     if train_cfg:
         lines += ["## Recipe", "", "The resolved training config of the run:", "", "| key | value |", "|---|---|"]
@@ -232,6 +233,24 @@ def model_card(model: torch.nn.Module, glmc: dict, repo_id: str | None = None) -
     card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}\n",
                                    body="\n".join(lines))
     return _no_local_paths(str(card))
+
+
+def _per_class_lines(glmc: dict) -> list[str]:
+    """The card's per-class table (fc_cb, with each class's training images) and the plain head's numbers,
+    from a run's `measured_per_class` / `measured_plain_head` (weights trained by glmc-zoo)."""
+    lines = []
+    per_class, counts = glmc.get("measured_per_class") or {}, glmc.get("class_counts") or []
+    if per_class:
+        lines += ["## Per-class accuracy", "", "Top-1 of each class (`fc_cb`, same evaluation):", "",
+                  "| class | training images | top-1 (%) |", "|---|---|---|"]
+        lines += [f"| {c} | {counts[i] if i < len(counts) else '-'} | {'-' if a is None else f'{a:.2f}'} |"
+                  for i, (c, a) in enumerate(per_class.items())]
+        lines.append("")
+    plain = glmc.get("measured_plain_head") or {}
+    if plain:
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in plain.items())
+        lines += [f"The plain head `fc` (trained alongside, not used for inference), same evaluation: {parts}.", ""]
+    return lines
 
 
 def read_config(directory: str | Path) -> dict:

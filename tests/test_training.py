@@ -50,6 +50,9 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     assert split["class_counts"] == small_lt.class_counts and len(split["train_indices"]) == len(small_lt.train)
     card = (out / "model" / "README.md").read_text()
     assert "Measured accuracy" in card and "pytest smoke" in card and "final epoch" in card
+    # per class (fc_cb) with each class's training images, and the plain head, from the same final evaluation
+    assert f"| cat | {small_lt.class_counts[3]} | {lines[-1]['per_class'][3]:.2f} |" in card
+    assert "plain head `fc`" in card and f"top1 {lines[-1]['fc_top1']:.2f}" in card
     from glmc_zoo.hub import create_model
 
     model = create_model(str(out / "model"))
@@ -85,6 +88,7 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     assert cfg["glmc"]["measured"]["top1"] == round(metrics["top1"], 2)
     card = (folder / "README.md").read_text()
     assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
+    assert "## Per-class accuracy" in card and cfg["glmc"]["measured_per_class"]["cat"] == lines[-1]["per_class"][3]
     assert " h for 8 epochs (median epoch " in cfg["glmc"]["training_time"]
     assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
     assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set

@@ -333,9 +333,13 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
     plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
     measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
+    plain = {k: round(metrics[f"fc_{k}"], 2) for k in ("top1", "many", "medium", "few")
+             if metrics.get(f"fc_{k}") is not None}
+    per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
     save_pretrained(model.to(memory_format=torch.contiguous_format).cpu(), out / "model", glmc=dict(
-        measured=measured, metrics_note=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image "
-                                        f"test set; nothing was selected on it.",
+        measured=measured, measured_per_class=per_class, measured_plain_head=plain,
+        metrics_note=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image test set; nothing "
+                     f"was selected on it.",
         dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
         command=command or "", recipe=cfg.reference or cfg.name, data=_describe_data(cfg, data)))
     return final
