@@ -61,7 +61,8 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 
 def command(*args, **kwargs):
     """`app.command`, with every `GLMCZooError` reported as one line: exit 1 for an export that
-    failed its verification, 2 for everything else (the user's input)."""
+    failed its verification, 2 for everything else (the user's input). A file-system error on a
+    path (an output folder that cannot be made, no permission, disk full) is one line naming it, too."""
     def wrap(fn):
         @functools.wraps(fn)
         def run(*a, **k):
@@ -72,6 +73,11 @@ def command(*args, **kwargs):
 
                 failed_check = isinstance(e, ExportError) and type(e).__name__ == "VerificationFailed"
                 raise _fail(str(e), code=1 if failed_check else 2) from None
+            except OSError as e:
+                if e.filename is None:  # not about a path the user gave: a real failure, keep its traceback
+                    raise
+                raise _fail(f"{e.filename}: {e.strerror or e} ({type(e).__name__}). Check the path: its folders "
+                            f"must be creatable and writable, and no part of it may be a file.") from None
         return app.command(*args, **kwargs)(run)
     return wrap
 

@@ -284,8 +284,8 @@ def load_released_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"Only checkpoints of tensors and plain containers are loaded (torch.load weights_only=True); "
             f"re-save it as a state dict if you trust its source."
         ) from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({_first_line(e)}). "
+    except Exception as e:  # not a torch.save file (text, truncated, another format): whatever the unpickler hit
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({_error_text(e)}). "
                               f"Is it complete (not truncated) and a torch.save file?") from e
     sd = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
@@ -296,6 +296,12 @@ def load_released_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _error_text(e: Exception) -> str:
+    """`Type: first line`, or the type alone when the message is empty."""
+    line = _first_line(e)
+    return line if line == type(e).__name__ else f"{type(e).__name__}: {line}"
 
 
 def check_state_dict(model: torch.nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:

@@ -71,7 +71,12 @@ def test_predict_onnx_backend(w16_onnx, w16_folder):
 
 
 def test_usage_errors_exit_2_without_traceback(w16_folder, tmp_path):
-    for args in (["train", "--config", "cifar10_lt_if100_w16", "--stop-after", "201", "-o", tmp_path / "r"],
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a checkpoint, and not a folder")
+    for args in (["convert", notes, "--arch", "glmc_resnet32", "--num-classes", "10", "--output", tmp_path / "w"],
+                 ["predict", EXAMPLES / "cat.jpg", "--model", w16_folder, "--output", notes / "p.csv"],
+                 ["export", "-m", w16_folder, "-o", notes / "m.onnx"],
+                 ["train", "--config", "cifar10_lt_if100_w16", "--stop-after", "201", "-o", tmp_path / "r"],
                  ["train", "--config", "cifar10_lt_if100_w16", "--stop-after", "0", "-o", tmp_path / "r"],
                  ["predict", EXAMPLES / "cat.jpg", "--model", "glmc_nope"],
                  ["predict", EXAMPLES / "cat.jpg", "--backend", "tf"],
@@ -87,6 +92,13 @@ def test_usage_errors_exit_2_without_traceback(w16_folder, tmp_path):
     assert "--stop-after 201: give an epoch after the 0 already complete and at most the schedule's 200" in \
         run("train", "--config", "cifar10_lt_if100_w16", "--stop-after", "201", "-o", tmp_path / "r").output
     assert "not a training run directory" in run("report", EXAMPLES).output
+    for text in ("hi", "not a checkpoint"):  # the unpickler fails differently on each (KeyError, UnpicklingError)
+        notes.write_text(text)
+        r = run("convert", notes, "--arch", "glmc_resnet32", "--num-classes", "10", "--output", tmp_path / "w")
+        assert r.exit_code == 2 and r.output.startswith(f"error: {notes}: ") and len(r.output.splitlines()) == 1
+    r = run("export", "-m", w16_folder, "-o", notes / "m.onnx")  # an output folder that is a file: one line, naming it
+    assert r.output.startswith(f"error: {notes}: ") and len(r.output.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_real_process_prints_no_traceback(tmp_path):
