@@ -56,11 +56,13 @@ def create_model(ref: str, pretrained: bool = True, **kwargs) -> torch.nn.Module
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise ModelLoadError(f"unknown model {ref!r}.{hint} `glmc-zoo list --pretrained` shows them all; "
                                  f"a weights folder is given as local-dir:DIR.")
+    from safetensors import SafetensorError
+
     try:
         model = timm.create_model(ref, pretrained=pretrained, **kwargs)
     except ModelLoadError:
         raise
-    except (OSError, RuntimeError, ValueError) as e:
+    except (OSError, RuntimeError, ValueError, SafetensorError) as e:  # a cached Hub file can be damaged too
         raise ModelLoadError(_explain_load_failure(ref, e)) from e
     return model.eval()
 
@@ -73,6 +75,18 @@ def _check_weights_folder(path: Path) -> None:
     if missing:
         raise ModelLoadError(f"{path}: missing {', '.join(missing)}. A weights folder holds {WEIGHTS_NAME} and "
                              f"{CONFIG_NAME} (write one with `glmc-zoo convert` or `glmc_zoo.hub.save_pretrained`).")
+    arch = read_config(path).get("architecture")
+    if not isinstance(arch, str) or not arch:
+        raise ModelLoadError(f"{path / CONFIG_NAME}: no \"architecture\" (the timm model name, e.g. "
+                             f"\"glmc_resnet32_w16\"). Restore the file (copy or convert the weights folder again).")
+    from safetensors import SafetensorError, safe_open
+
+    try:  # reads the header only: a truncated or foreign file is named here, not deep inside timm
+        with safe_open(str(path / WEIGHTS_NAME), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as e:
+        raise ModelLoadError(f"{path / WEIGHTS_NAME}: not a readable safetensors file ({_error_text(e)}). It may be "
+                             f"truncated: copy or convert the weights folder again.") from e
 
 
 def _explain_load_failure(ref: str, e: Exception) -> str:
@@ -89,6 +103,11 @@ def _explain_load_failure(ref: str, e: Exception) -> str:
         return (f"{ref}: the files are not in the local Hugging Face cache and the Hub cannot be reached."
                 f"{which} Fetch them once with network access: `hf download {repo}`{unset}, or point to a "
                 f"local folder with local-dir:DIR. Cause: {msg}")
+    mismatched = [ln.strip() for ln in msg.splitlines() if ln.strip().startswith("size mismatch for ")]
+    if mismatched:  # torch lists every tensor, one line each: say it once, with the first example
+        return (f"{ref}: the weights do not fit the architecture its config names: {len(mismatched)} tensors differ "
+                f"in shape ({mismatched[0].removeprefix('size mismatch for ').rstrip('.')}). Is the config's \"architecture\" "
+                f"(and num_classes) the one the weights were trained with?")
     return f"{ref}: {msg}"
 
 
@@ -254,7 +273,17 @@ def _per_class_lines(glmc: dict) -> list[str]:
 
 
 def read_config(directory: str | Path) -> dict:
-    return json.loads((Path(directory) / CONFIG_NAME).read_text())
+    """A weights folder's config.json; `ModelLoadError` naming the file when it is not a JSON object."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path}: not valid JSON ({e}). Restore the file (copy or convert the weights "
+                             f"folder again).") from e
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. "
+                             f"Restore the file (copy or convert the weights folder again).")
+    return cfg
 
 
 # ---------------------------------------------------------------------------------------------

@@ -122,6 +122,41 @@ def test_offline_missing_weights_says_which_file_and_how(tmp_path):
     assert "model.safetensors" in r.stdout or "pytorch_model.bin" in r.stdout
 
 
+def test_damaged_weights_folders_are_named_in_one_line(tmp_path):
+    import shutil
+
+    good = save_pretrained(_trained_like(), tmp_path / "good")
+    cfg = read_config(good)
+
+    def damaged(name, config=None, weights=None):
+        folder = tmp_path / name
+        shutil.copytree(good, folder)
+        if config is not None:
+            (folder / "config.json").write_text(config)
+        if weights is not None:
+            (folder / "model.safetensors").write_bytes(weights)
+        return folder
+
+    head = (good / "model.safetensors").read_bytes()[:1000]
+    cases = {
+        "truncated": (dict(weights=head), "model.safetensors: not a readable safetensors file"),
+        "not_json": (dict(config="{nope"), "config.json: not valid JSON"),
+        "a_list": (dict(config="[1, 2]"), "config.json: holds a list"),
+        "no_arch": (dict(config="{}"), 'config.json: no "architecture"'),
+        "wrong_arch": (dict(config=json.dumps(dict(cfg, architecture="glmc_resnet32"))),
+                       "the weights do not fit the architecture its config names: 158 tensors differ in shape"),
+    }
+    for name, (damage, message) in cases.items():
+        with pytest.raises(ModelLoadError, match=message) as e:
+            create_model(str(damaged(name, **damage)))
+        assert "\n" not in str(e.value), name  # one line, however many tensors torch lists
+    # a damaged file in the Hub cache is named too
+    cache = tmp_path / "hub"
+    _populate_hf_cache(cache, "glmc-zoo/damaged", damaged("for_cache", weights=head))
+    r = _run_offline("hf-hub:glmc-zoo/damaged", cache)
+    assert r.returncode == 3 and "hf-hub:glmc-zoo/damaged: " in r.stdout, r.stderr
+
+
 # --- the authors' layout, built independently from the reference facts --------------------------
 
 
