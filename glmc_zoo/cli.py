@@ -439,6 +439,8 @@ def eval_cmd(
     device: Annotated[Device, typer.Option("--device")] = Device.auto,
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON here.")] = None,
+    split: Annotated[Path | None, typer.Option("--split", help="A run's split.json (or run directory): evaluate "
+                                                               "on the test files it held out (--set holdout).")] = None,
 ) -> None:
     """top-1, top-5, many/medium/few and per-class accuracy of a model on a test folder."""
     ref = _model_ref(name, model)
@@ -448,7 +450,7 @@ def eval_cmd(
         from glmc_zoo.training.evaluate import evaluate_model
     except ImportError as e:
         raise _fail(f"evaluation needs: pip install 'glmc-zoo[train]' ({e})") from None
-    m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value)
+    m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value, split=split)
     m.pop("confusion", None)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)

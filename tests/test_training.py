@@ -5,6 +5,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config, list_configs
@@ -244,6 +245,61 @@ def test_a_file_that_breaks_mid_run_stops_with_a_checkpoint_and_resumes_exactly(
     sb = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.allclose(sa[k].float(), sb[k].float(), atol=1e-6) for k in sa)
     assert resumed["top1"] == full["top1"]
+
+
+def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar_root, large_image_folder):
+    """Your own data as one folder of class folders: `holdout` makes a stratified, seeded test split,
+    recorded file by file in split.json."""
+    import shutil
+
+    from glmc_zoo.training.data import DataError
+
+    own = tmp_path / "own"
+    for name, n in (("airplane", 30), ("cat", 12), ("ship", 5)):  # already long-tailed, as a user's data is
+        (own / name).mkdir(parents=True)
+        for f in sorted((cifar_root / "train" / name).glob("*.jpg"))[:n]:
+            shutil.copy(f, own / name / f.name)
+    with pytest.raises(DataError, match=r"no test split .*--set holdout=0.2"):
+        load_image_folder(own, 32)
+    data = load_image_folder(own, 32, holdout=0.2, seed=1)
+    assert data.class_counts == [24, 10, 4] and np.bincount(data.test.targets).tolist() == [6, 2, 1]
+    listed = sorted(str(p.relative_to(own)) for p in own.rglob("*.jpg"))
+    assert len(data.test_files) == 9 and set(data.test_files) <= set(listed)
+    train_files = {listed[i] for i in data.train_indices}  # positions in the folder's sorted listing
+    assert len(train_files) == 38 and not train_files & set(data.test_files)
+    assert load_image_folder(own, 32, holdout=0.2, seed=1).test_files == data.test_files  # seeded
+    assert load_image_folder(own, 32, holdout=0.2, seed=2).test_files != data.test_files
+
+    cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(
+        data_root=str(own), holdout=0.2, imbalance_factor=1, epochs=1, batch_size=8, seed=1))
+    metrics = train(cfg, tmp_path / "run", device="cpu", progress=False)
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert metrics["n"] == 9 and split["holdout"] == 0.2 and split["test_files"] == data.test_files
+    assert split["class_counts"] == [24, 10, 4] and split["classes"] == ["airplane", "cat", "ship"]
+    # `eval --split` evaluates the trained model on exactly the held-out files, as the run did
+    from typer.testing import CliRunner
+
+    from glmc_zoo.cli import app
+
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "run" / "model"), "--data-root", str(own), "--split",
+                                 str(tmp_path / "run"), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads(r.stdout)
+    assert ev["n"] == 9 and ev["top1"] == metrics["top1"]
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "run" / "model"), "--data-root", str(cifar_root),
+                                 "--split", str(tmp_path / "run")])
+    assert r.exit_code == 2 and "test files are not under" in r.output
+
+    (own / "dog").mkdir()
+    shutil.copy(next((cifar_root / "train" / "dog").glob("*.jpg")), own / "dog")
+    with pytest.raises(DataError, match=r"holdout=0.2 leaves no training image in 1 class: dog \(1\)"):
+        load_image_folder(own, 32, holdout=0.2)
+    shutil.rmtree(own / "dog")
+    with pytest.raises(DataError, match=r"holdout=0.2: .* has its own test split \(test/\)"):
+        load_image_folder(large_image_folder, 64, holdout=0.2)  # train/ and test/: nothing to hold out
+    (own / "test").mkdir()
+    with pytest.raises(DataError, match="has test/ but no train/"):
+        load_image_folder(own, 32, holdout=0.2)
 
 
 def test_unreadable_files_and_empty_classes_are_named_before_training(tmp_path, large_image_folder):

@@ -28,6 +28,8 @@ class TrainConfig:
     max_images_per_class: int = 0  # 0 = dataset's own n_max; smaller caps the profile (quick runs)
     image_size: int = 32
     test_per_class_limit: int = 0  # 0 = the whole test set; N = the first N test images of each class (quick runs)
+    # an image folder with no test/: this fraction of each class (stratified, seeded) is held out as the test split
+    holdout: float = 0.0
     # auto: the dataset's own (CIFAR: as released; an image folder: measured on its kept training images);
     # cifar10 | cifar100 | imagenet | inat2018: that dataset's mean/std as the released code writes them
     normalization: str = "auto"

@@ -109,6 +109,8 @@ class LongTailedData:
     train_indices: np.ndarray  # positions in the full training set that were kept
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # with a held-out test split (`holdout`): the test images' paths relative to the data root
+    test_files: list[str] | None = None
 
     @property
     def class_counts(self) -> list[int]:
@@ -228,27 +230,75 @@ def _mean_std(images: np.ndarray) -> tuple[tuple, tuple]:
 
 def load_image_folder(root: str | Path, image_size: int = 32, imbalance_factor: float = 1.0,
                       split: str = "standard", seed: int = 3407, max_images_per_class: int = 0,
-                      mean: tuple | None = None, std: tuple | None = None) -> LongTailedData:
+                      mean: tuple | None = None, std: tuple | None = None, holdout: float = 0.0) -> LongTailedData:
     """`root/train/<class>/*` and `root/test/<class>/*` (or `val/`), made long-tailed with the
     exponential profile when `imbalance_factor` > 1, else used as it is.
+
+    A folder with no test split (`root/<class>/*`, or `root/train/<class>/*` alone) needs `holdout`:
+    that fraction of each class (at least one image, stratified, drawn with `seed`) becomes the test
+    split, and its files are listed in `test_files`; the rest is the training set.
 
     With `imbalance_factor` > 1 the folder must be balanced enough: class i needs n_i images with
     n_max = the largest class (capped at `max_images_per_class` when given).
     """
     root = Path(root)
-    test_dir = root / "test" if (root / "test").is_dir() else root / "val"
-    if not (root / "train").is_dir() or not test_dir.is_dir():
-        raise DataError(f"{root}: expected {root}/train/<class>/ and {root}/test/<class>/ (or val/); "
-                        f"found {sorted(p.name for p in root.iterdir()) if root.is_dir() else 'no such directory'}")
-    classes, train = _full_folder_split(root / "train", image_size)
-    test_classes, test = _full_folder_split(test_dir, image_size)
-    if test_classes != classes:
-        raise DataError(f"{test_dir}: class folders {test_classes[:5]}... differ from train's {classes[:5]}...")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory; expected {root}/train/<class>/ and {root}/test/<class>/ "
+                        f"(or val/), or {root}/<class>/ with --set holdout=0.2")
+    if not any(p.is_dir() for p in root.iterdir()):
+        raise DataError(f"{root}: no folders in it; expected {root}/train/<class>/ and {root}/test/<class>/ "
+                        f"(or val/), or {root}/<class>/ with --set holdout=0.2")
+    test_dir = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
+    source = root / "train" if (root / "train").is_dir() else root
+    if test_dir is not None and source == root:
+        raise DataError(f"{root}: has {test_dir.name}/ but no train/. Put the training images in "
+                        f"{root}/train/<class>/")
+    if test_dir is not None and holdout:
+        raise DataError(f"--set holdout={holdout:g}: {root} has its own test split ({test_dir.name}/). Drop the "
+                        f"holdout, or hold out from one folder of class folders that has no test/")
+    if test_dir is None and not 0 < holdout < 1:
+        raise DataError(f"{root}: no test split ({root}/test/<class>/ or val/). Hold out part of each class for "
+                        f"testing with --set holdout=0.2, or add {root}/test/<class>/"
+                        + (f" (holdout={holdout:g} must be between 0 and 1)" if holdout else ""))
+    classes, train = _full_folder_split(source, image_size)
+    test_files = None
+    if test_dir is not None:
+        test_classes, test = _full_folder_split(test_dir, image_size)
+        if test_classes != classes:
+            raise DataError(f"{test_dir}: class folders {test_classes[:5]}... differ from train's {classes[:5]}...")
+        positions = np.arange(len(train))
+    else:
+        test_pos, positions = holdout_indices(train.targets, classes, holdout, seed, source)
+        full = train
+        train, test = full.subset(positions), full.subset(test_pos)
+        paths = full.paths or _list_folder(source)[1]
+        test_files = [os.path.relpath(paths[i], root) for i in test_pos]
     keep = _long_tail_indices(train.targets, len(classes), imbalance_factor, split, seed, max_images_per_class)
     if mean is None and train.images is not None:
         mean, std = _mean_std(train.images[keep])
     mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
-    return LongTailedData(train.subset(keep), test, classes, keep, tuple(mean), tuple(std))
+    return LongTailedData(train.subset(keep), test, classes, positions[keep], tuple(mean), tuple(std), test_files)
+
+
+def holdout_indices(targets: np.ndarray, classes: list[str], fraction: float, seed: int,
+                    where: Path | str = "the folder") -> tuple[np.ndarray, np.ndarray]:
+    """A stratified, seeded hold-out: round(fraction * n_c) images of each class (at least one, and at
+    least one left for training) as the test split. Returns (test, train) positions, each sorted."""
+    rng = np.random.default_rng(seed)
+    test, too_small = [], []
+    for c, name in enumerate(classes):
+        idx = np.flatnonzero(targets == c)
+        k = max(1, int(round(fraction * len(idx))))
+        if len(idx) - k < 1:
+            too_small.append(f"{name} ({len(idx)})")
+            continue
+        test.append(rng.choice(idx, k, replace=False))
+    if too_small:
+        raise DataError(f"{where}: holdout={fraction:g} leaves no training image in {len(too_small)} class"
+                        f"{'es' * (len(too_small) != 1)}: {', '.join(too_small[:10])}{' ...' if len(too_small) > 10 else ''}"
+                        f". Each class needs at least 2 images (one to test, one to train): add images to them.")
+    test_pos = np.sort(np.concatenate(test))
+    return test_pos, np.setdiff1d(np.arange(len(targets)), test_pos)
 
 
 def _long_tail_indices(targets: np.ndarray, num_classes: int, imbalance_factor: float, split: str,
@@ -300,7 +350,7 @@ def _load_source(cfg: TrainConfig, download: bool) -> LongTailedData:
     if cfg.dataset == "imagefolder":
         folder = Path(root) if root else cifar10_jpeg_root()
         return load_image_folder(folder, cfg.image_size, cfg.imbalance_factor, cfg.split, cfg.seed,
-                                 cfg.max_images_per_class)
+                                 cfg.max_images_per_class, holdout=cfg.holdout)
     if cfg.dataset in ("imagenet_lt", "inat2018"):
         prefix = {"imagenet_lt": "ImageNet_LT", "inat2018": "iNaturalist18"}[cfg.dataset]
         root = Path(root or ".")

@@ -10,13 +10,15 @@ from glmc_zoo.training.metrics import summarize
 
 
 def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256, per_class_limit: int = 0,
-                   device: str = "auto") -> dict:
+                   device: str = "auto", split: str | Path | None = None) -> dict:
     """top-1, top-5, many / medium / few and per-class accuracy on `data_root/test/<class>/*`
     (or `val/`), preprocessed exactly as deployment does (`glmc_zoo.inference.Preprocess`).
 
     Class folders are matched to the model's label names; the many/medium/few groups use the
     training counts stored with the weights (our trained models) or else `data_root/train`.
     `per_class_limit` > 0 takes the first N files of each class (a fixed, reproducible subset).
+    `split`: a run's split.json (or its run directory) whose held-out `test_files` (`--set holdout`)
+    are the test set, read under `data_root`.
     """
     from glmc_zoo.hub import read_config
     from glmc_zoo.inference import Predictor
@@ -25,7 +27,11 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     test_dir = root / "test" if (root / "test").is_dir() else root / "val"
     if not test_dir.is_dir():
         test_dir = root  # a folder of class folders given directly
-    classes, paths, targets = _list_folder(test_dir)
+    if split is not None:
+        test_dir = root
+        classes, paths, targets = _held_out_files(root, Path(split))
+    else:
+        classes, paths, targets = _list_folder(test_dir)
     predictor = Predictor(model_ref, backend="torch", device=device, draft=False)
     labels = list(predictor.labels)
     missing = [c for c in classes if c not in labels]
@@ -58,6 +64,27 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     out = summarize(np.asarray(preds), targets, counts, len(labels))
     out.update(model=model_ref, data=str(test_dir), classes=labels)
     return out
+
+
+def _held_out_files(root: Path, split: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """The test files a run held out (split.json's `test_files`, relative to `root`), labelled by their folder."""
+    import json
+
+    if split.is_dir():
+        split = split / "split.json"
+    if not split.is_file():
+        raise DataError(f"--split {split}: no such file. Give a run's split.json (or its run directory).")
+    files = json.loads(split.read_text()).get("test_files")
+    if not files:
+        raise DataError(f"--split {split}: lists no held-out test files (the run had a test/ folder, or no "
+                        f"--set holdout); evaluate on the test folder with --data-root alone.")
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing:
+        raise DataError(f"--split {split}: {len(missing)} of its {len(files)} test files are not under {root} "
+                        f"({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}). Give the --data-root the "
+                        f"run trained on.")
+    classes = sorted({Path(f).parent.name for f in files})
+    return classes, [str(root / f) for f in files], np.asarray([classes.index(Path(f).parent.name) for f in files])
 
 
 def _bundled_counts(predictor) -> list[int] | None:

@@ -179,7 +179,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         (out / "config.json").write_text(json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__), indent=2))
         (out / "split.json").write_text(json.dumps(dict(
             dataset=cfg.dataset, split=cfg.split, seed=cfg.seed, imbalance_factor=cfg.imbalance_factor,
-            classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist())))
+            classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist(),
+            **(dict(holdout=cfg.holdout, test_files=data.test_files) if data.test_files is not None else {}))))
         if command and state is None:  # the command that started the run; resumes are in run.log
             (out / "command.txt").write_text(command + "\n")
         elif command:
