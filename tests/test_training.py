@@ -150,6 +150,9 @@ def test_named_configs_and_overrides():
     assert (c.resample_weighting, c.label_weighting, c.contrast_weight, c.epochs, c.batch_size) == (0.2, 1.2, 6.0, 200, 64)
     i = get_config("inat2018")
     assert (i.lr, i.weight_decay, i.batch_size, i.epochs, i.model) == (0.1, 1e-4, 128, 120, "glmc_resnext50_32x4d")
+    for name, model, size in (("imagefolder_32", "glmc_resnet32_w16", 32), ("imagefolder_224", "glmc_resnext50_32x4d", 224)):
+        f = get_config(name)  # your own folder, used as it is
+        assert (f.dataset, f.imbalance_factor, f.model, f.image_size) == ("imagefolder", 1.0, model, size)
     o = apply_overrides(c, ["epochs=3", "channels_last=false", "lr=0.5", "schedule=warmup_cosine"])
     assert (o.epochs, o.channels_last, o.lr, o.schedule) == (3, False, 0.5, "warmup_cosine")
     with pytest.raises(ConfigError, match="unknown config key 'epoch'.*Did you mean epochs"):
@@ -270,8 +273,8 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
     assert load_image_folder(own, 32, holdout=0.2, seed=1).test_files == data.test_files  # seeded
     assert load_image_folder(own, 32, holdout=0.2, seed=2).test_files != data.test_files
 
-    cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(
-        data_root=str(own), holdout=0.2, imbalance_factor=1, epochs=1, batch_size=8, seed=1))
+    cfg = apply_overrides(get_config("imagefolder_32"), dict(  # the config for a folder used as it is
+        data_root=str(own), holdout=0.2, epochs=1, batch_size=8, seed=1))
     metrics = train(cfg, tmp_path / "run", device="cpu", progress=False)
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert metrics["n"] == 9 and split["holdout"] == 0.2 and split["test_files"] == data.test_files

@@ -113,6 +113,17 @@ _CONFIGS: dict[str, TrainConfig] = {
                 reference=_cifar_run("cifar10", 100, 0.0, 1.2, 1.0).reference
                 + "; differences: model=glmc_resnet32_w16 (widths 16/32/64) and the JPEG-stored images",
                 dataset="imagefolder", normalization="cifar10", model="glmc_resnet32_w16"),
+        # Your own image folder, used as it is (imbalance_factor 1): small images on the width-16 ResNet-32
+        # with the released CIFAR-10-LT IF100 hyper-parameters, or 224-px images on ResNeXt-50 with the
+        # ImageNet-LT ones. Normalisation is measured on the kept training images (small) or ImageNet's.
+        replace(_cifar_run("cifar10", 100, 0.0, 1.2, 1.0), name="imagefolder_32",
+                reference="your own DIR/train,test/<class>/ (or DIR/<class>/ with holdout) at 32 px, as it is; "
+                          "hyper-parameters of cifar10_lt_if100 on glmc_resnet32_w16",
+                dataset="imagefolder", imbalance_factor=1.0, model="glmc_resnet32_w16"),
+        replace(_large_run("imagenet_lt", "imagenet_lt", "ImageNet-LT", 135, 120, 2e-4), name="imagefolder_224",
+                reference="your own DIR/train,test/<class>/ (or DIR/<class>/ with holdout) at 224 px, as it is; "
+                          "hyper-parameters of imagenet_lt on glmc_resnext50_32x4d",
+                dataset="imagefolder", normalization="imagenet"),
     ]
 }
 
