@@ -279,6 +279,11 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert metrics["n"] == 9 and split["holdout"] == 0.2 and split["test_files"] == data.test_files
     assert split["class_counts"] == [24, 10, 4] and split["classes"] == ["airplane", "cat", "ship"]
+    from glmc_zoo.training.report import run_report
+
+    assert "test split: 20% of each class held out (9 images, listed in split.json)" in run_report(tmp_path / "run")
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "9 test images held out from the same folder (20% of each class" in card
     # `eval --split` evaluates the trained model on exactly the held-out files, as the run did
     from typer.testing import CliRunner
 

@@ -349,7 +349,9 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
 def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:
     return (f"{cfg.dataset} ({cfg.data_root or 'default location'}), {len(data.train)} training images in "
             f"{len(data.classes)} classes (imbalance factor {cfg.imbalance_factor:g}, split {cfg.split!r}, "
-            f"seed {cfg.seed}; indices in split.json), {len(data.test)} test images.")
+            f"seed {cfg.seed}; indices in split.json), {len(data.test)} test images"
+            + (f" held out from the same folder ({cfg.holdout:.0%} of each class, listed in split.json)."
+               if data.test_files is not None else "."))
 
 
 #: What each evaluation line of `metrics.jsonl` records (per-class accuracy is of `fc_cb`).

@@ -71,7 +71,9 @@ def run_report(run_dir: str | Path) -> str:
              f"tau {cfg.get('label_weighting')}, w {cfg.get('contrast_weight')}",
              f"- **Data**: {cfg.get('dataset')}, imbalance factor {cfg.get('imbalance_factor')}, split "
              f"{split.get('split', cfg.get('split'))!r} (seed {split.get('seed', cfg.get('seed'))})"
-             + (f", {sum(split['class_counts'])} training images" if split.get("class_counts") else ""),
+             + (f", {sum(split['class_counts'])} training images" if split.get("class_counts") else "")
+             + (f"; test split: {split['holdout']:.0%} of each class held out ({len(split['test_files'])} images, "
+                f"listed in split.json)" if split.get("test_files") else ""),
              f"- **Training time**: {time_text(run)}"]
     if (run / "command.txt").is_file():
         lines.append(f"- **Command**: `{(run / 'command.txt').read_text().strip()}`")
