@@ -151,16 +151,28 @@ def _array_to_rgb(a: np.ndarray) -> Image.Image:
     raise ImageLoadError(f"array input: expected shape (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
 
 
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files under `folder`, recursively (following links), sorted by path. Hidden files and
+    folders (a name starting with ".": `.DS_Store`, macOS's `._photo.jpg`, `.ipynb_checkpoints/`) are
+    skipped, as are other suffixes. Training, `eval` and `predict` all list a folder this way."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [Path(dirpath, f) for f in filenames
+                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(f for f in found if f.is_file())
+
+
 def expand_sources(sources: Iterable[str]) -> list[str]:
-    """Files as given, directories recursed for image files (sorted), globs expanded. A source that
-    matches nothing is kept, so that it is reported as missing rather than dropped."""
+    """Files as given, directories recursed for image files (`image_files`), globs expanded. A source
+    that matches nothing is kept, so that it is reported as missing rather than dropped."""
     import glob
 
     out: list[str] = []
     for s in sources:
         p = Path(s)
         if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            out += [str(f) for f in image_files(p)]
         elif not p.exists() and glob.has_magic(s):
             hits = sorted(glob.glob(s, recursive=True))
             out += hits if hits else [s]

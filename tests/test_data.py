@@ -1,5 +1,7 @@
 """Long-tailed splits, samplers and the batched augmentation."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,34 @@ def test_image_folder_long_tailed(cifar_root):
 def test_image_folder_errors(tmp_path):
     with pytest.raises(DataError, match="expected .*train/<class>"):
         load_image_folder(tmp_path)
+
+
+def test_folders_are_listed_recursively_without_hidden_files(tmp_path, cifar_root):
+    """Nested class folders count; macOS's `._x.jpg`, `.DS_Store` and `.ipynb_checkpoints/` do not, for
+    training and `predict` alike."""
+    import shutil
+
+    from glmc_zoo.training.data import load_image_folder
+
+    from glmc_zoo.inference import expand_sources
+
+    src = sorted((cifar_root / "train" / "cat").glob("*.jpg"))[:4]
+    for split in ("train", "test"):
+        (tmp_path / split / "cat" / "2019").mkdir(parents=True)
+        shutil.copy(src[0], tmp_path / split / "cat" / "2019" / "a.jpg")
+        shutil.copy(src[1], tmp_path / split / "cat" / "b.jpg")
+        (tmp_path / split / "cat" / "._b.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble, not a JPEG")
+        (tmp_path / split / "cat" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (tmp_path / split / ".ipynb_checkpoints").mkdir()
+        (tmp_path / split / "cat" / ".ipynb_checkpoints").mkdir()
+        shutil.copy(src[2], tmp_path / split / "cat" / ".ipynb_checkpoints" / "c.jpg")
+        (tmp_path / split / "dog").mkdir()
+        shutil.copy(src[3], tmp_path / split / "dog" / "d.jpg")
+    data = load_image_folder(tmp_path)
+    assert data.classes == ["cat", "dog"] and data.class_counts == [2, 1] and len(data.test) == 3
+    listed = expand_sources([str(tmp_path / "train")])
+    assert [str(p.relative_to(tmp_path / "train")) for p in map(Path, listed)] == ["cat/2019/a.jpg", "cat/b.jpg",
+                                                                                    "dog/d.jpg"]
 
 
 def test_folder_with_an_empty_class_is_refused_by_name(tmp_path, cifar_root):

@@ -124,12 +124,14 @@ class LongTailedData:
 def _list_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
     if not root.is_dir():
         raise DataError(f"{root}: not a directory. Expected DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root}: no class folders. Put each class's images in {root}/<class>/")
+    from glmc_zoo.inference import image_files
+
     paths, targets, empty = [], [], []
     for c, name in enumerate(classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(root / name)  # recursive; hidden files and folders skipped
         if not files:
             empty.append(name)
         paths += [str(p) for p in files]
