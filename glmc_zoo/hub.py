@@ -72,6 +72,13 @@ def _check_weights_folder(path: Path) -> None:
         raise ModelLoadError(f"{path}: not a directory. A weights folder holds {WEIGHTS_NAME} and {CONFIG_NAME} "
                              f"(write one with `glmc-zoo convert` or `glmc_zoo.hub.save_pretrained`).")
     missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (path / n).is_file()]
+    if missing and (path / "model" / WEIGHTS_NAME).is_file() and (path / "train_log.jsonl").is_file():
+        raise ModelLoadError(f"{path}: a training run directory, not a weights folder; give its final model, "
+                             f"{path / 'model'}")
+    if missing and (path / "train_log.jsonl").is_file():
+        raise ModelLoadError(f"{path}: a training run directory with no final model yet (it is written to "
+                             f"{path / 'model'} when the run finishes); finish it with `glmc-zoo train ... "
+                             f"--resume {path}`.")
     if missing:
         raise ModelLoadError(f"{path}: missing {', '.join(missing)}. A weights folder holds {WEIGHTS_NAME} and "
                              f"{CONFIG_NAME} (write one with `glmc-zoo convert` or `glmc_zoo.hub.save_pretrained`).")

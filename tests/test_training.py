@@ -284,6 +284,16 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
     assert "test split: 20% of each class held out (9 images, listed in split.json)" in run_report(tmp_path / "run")
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "9 test images held out from the same folder (20% of each class" in card
+    from glmc_zoo.hub import ModelLoadError, create_model
+
+    with pytest.raises(ModelLoadError, match=r"a training run directory, not a weights folder; give its final model"):
+        create_model(str(tmp_path / "run"))  # the run directory given where its model is meant
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for f in ("config.json", "train_log.jsonl", "checkpoint.pt"):
+        shutil.copy(tmp_path / "run" / f, partial / f)
+    with pytest.raises(ModelLoadError, match=r"a training run directory with no final model yet .*--resume"):
+        create_model(str(partial))
     # `eval --split` evaluates the trained model on exactly the held-out files, as the run did
     from typer.testing import CliRunner
 
