@@ -12,6 +12,7 @@ onnxruntime, numpy and Pillow are installed.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -88,8 +90,10 @@ _PIL_INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": 
                "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
 
 
-def load_image(source: str | Path | Image.Image | np.ndarray, draft_size: int | None = None) -> Image.Image:
-    """Open any reasonable image as 8-bit RGB, EXIF rotation applied.
+def load_image(source: str | Path | bytes | BinaryIO | Image.Image | np.ndarray,
+               draft_size: int | None = None) -> Image.Image:
+    """Open any reasonable image as 8-bit RGB, EXIF rotation applied: a path, the encoded bytes (as a
+    web request delivers them), a binary file object, a PIL image or an array.
 
     Handles grayscale, RGBA / LA / palette transparency (composited on white), 16-bit, CMYK,
     progressive JPEG, WEBP / BMP / GIF (first frame). With `draft_size`, a JPEG is decoded at the
@@ -100,6 +104,15 @@ def load_image(source: str | Path | Image.Image | np.ndarray, draft_size: int | 
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(source))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise ImageLoadError(f"<{type(source).__name__}>: empty (0 bytes)")
+        return _decode(io.BytesIO(bytes(source)), f"<{type(source).__name__}>", draft_size)
+    if hasattr(source, "read"):
+        return _decode(source, f"<{type(source).__name__}>", draft_size)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImageLoadError(f"<{type(source).__name__}>: not an image source; give a path, encoded bytes, a binary "
+                             f"file object, a PIL image or a uint8 array")
     path = Path(source)
     if not path.exists():
         raise ImageLoadError(f"{path}: no such file")
@@ -107,12 +120,16 @@ def load_image(source: str | Path | Image.Image | np.ndarray, draft_size: int | 
         raise ImageLoadError(f"{path}: is a directory (directories are expanded only as command-line sources)")
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{path}: empty file (0 bytes)")
+    return _decode(path, str(path), draft_size)
+
+
+def _decode(fp: Path | BinaryIO, name: str, draft_size: int | None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(fp) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise ImageLoadError(f"{path}: declares {im.width}x{im.height} pixels, over the "
+                    raise ImageLoadError(f"{name}: declares {im.width}x{im.height} pixels, over the "
                                          f"{MAX_PIXELS:,}-pixel limit (a decompression bomb?); refused")
                 if draft_size and im.format == "JPEG":
                     im.draft("RGB", (draft_size, draft_size))
@@ -122,11 +139,11 @@ def load_image(source: str | Path | Image.Image | np.ndarray, draft_size: int | 
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageLoadError(f"{path}: too many pixels, refused as a decompression bomb ({e})") from e
+        raise ImageLoadError(f"{name}: too many pixels, refused as a decompression bomb ({e})") from e
     except UnidentifiedImageError as e:
-        raise ImageLoadError(f"{path}: not an image Pillow can read (wrong extension, or not an image file)") from e
+        raise ImageLoadError(f"{name}: not an image Pillow can read (wrong extension, or not an image file)") from e
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageLoadError(f"{path}: damaged or truncated image ({e})") from e
+        raise ImageLoadError(f"{name}: damaged or truncated image ({e})") from e
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -449,8 +466,9 @@ class Predictor:
                                       for j in top[row]]
 
     def predict(self, sources: Sequence, top_k: int = 5, batch_size: int = 64) -> list[Prediction]:
-        """One `Prediction` per source (path, PIL image or uint8 array), in input order. A source
-        that cannot be read gets `error` set; the others are still predicted."""
+        """One `Prediction` per source (path, encoded bytes, binary file object, PIL image or uint8
+        array), in input order. A source that cannot be read, or is of no such kind, gets `error`
+        set; the others are still predicted."""
         return list(self.iter_predict(sources, top_k, batch_size))
 
     def logits(self, images: Sequence) -> np.ndarray:

@@ -185,4 +185,17 @@ def test_arrays_and_pil_inputs(w16_folder):
     arr = np.asarray(Image.open(EXAMPLES / "cat.jpg").convert("RGB"))
     r = p.predict([arr, Image.open(EXAMPLES / "cat.jpg"), arr.astype(np.float32)])
     assert r[0].predictions == r[1].predictions and r[2].error and "uint8" in r[2].error
+    # encoded bytes (a web request's body), a binary file object, and nonsense: one bad item loses nothing
+    import io
+
+    data = (EXAMPLES / "cat.jpg").read_bytes()
+    with open(EXAMPLES / "cat.jpg", "rb") as f:
+        r = p.predict([data, io.BytesIO(data), f, bytearray(data), b"", b"not an image", 42, None])
+    assert all(x.predictions == r[0].predictions for x in r[:4]) and r[0].predictions
+    from_path = p.predict([str(EXAMPLES / "cat.jpg")])[0].predictions  # batch of 1: scores equal to float rounding
+    assert [x["index"] for x in r[0].predictions] == [x["index"] for x in from_path]
+    assert np.allclose([x["score"] for x in r[0].predictions], [x["score"] for x in from_path], atol=1e-5)
+    assert [x.error for x in r[:4]] == [None] * 4
+    assert "empty" in r[4].error and "not an image Pillow can read" in r[5].error
+    assert "not an image source" in r[6].error and "not an image source" in r[7].error
     assert os.path.basename(__file__)  # keep the module importable by path
