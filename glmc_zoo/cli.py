@@ -246,7 +246,8 @@ def push(
 
 @command()
 def predict(
-    sources: Annotated[list[str], typer.Argument(help="Image files, directories (recursed) and globs.")],
+    sources: Annotated[list[str], typer.Argument(help="Image files, directories (recursed) and globs; - reads "
+                                                      "one image from stdin.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference or .onnx file "
                                                                     "(default: the bundled CIFAR-10-LT model).")] = None,
     backend: Annotated[Backend, typer.Option("--backend", help="auto: onnxruntime for .onnx files and the "
@@ -267,6 +268,11 @@ def predict(
     files = expand_sources(sources)
     if not files:
         raise _fail("no input images (the directories given hold no image files)")
+    if files.count("-") > 1:
+        raise _fail("- (stdin) given more than once; stdin holds one image")
+    stdin = files.index("-") if "-" in files and not Path("-").exists() else None
+    if stdin is not None:  # e.g. `curl -s URL | glmc-zoo predict -`
+        files[stdin] = sys.stdin.buffer.read()
     predictor = Predictor(model, backend=backend.value, device=device.value, tensorrt=tensorrt, draft=draft)
     typer.echo(f"model {predictor.backend.model_name} on {predictor.backend.name}/{predictor.backend.device_note}",
                err=True)
@@ -280,6 +286,9 @@ def predict(
             pass
     results = []
     for r in predictor.iter_predict(files, top_k=top_k, batch_size=batch_size):
+        if stdin is not None and len(results) == stdin:
+            r.source = "-"
+            r.error = r.error and r.error.replace("<bytes>", "stdin", 1)
         results.append(r)
         if bar is not None:
             bar.update(1)

@@ -63,6 +63,20 @@ def test_predict_formats_and_exit_codes(w16_folder, tmp_path):
     assert [x["rank"] for x in rows] == ["1", "2"] and rows[0]["source"] == str(cat)
 
 
+def test_predict_reads_one_image_from_stdin(w16_folder):
+    cat = EXAMPLES / "cat.jpg"
+    r = runner.invoke(app, ["predict", "-", str(EXAMPLES / "horse.png"), "-m", str(w16_folder), "--format", "json"],
+                      input=cat.read_bytes())
+    assert r.exit_code == 0, r.output
+    piped, horse = json.loads(r.stdout)
+    direct = json.loads(run("predict", cat, "-m", w16_folder, "--format", "json").stdout)[0]
+    assert piped["source"] == "-" and [p["index"] for p in piped["predictions"]] == [
+        p["index"] for p in direct["predictions"]] and horse["error"] is None
+    r = runner.invoke(app, ["predict", "-", "-m", str(w16_folder)], input=b"not an image")
+    assert r.exit_code == 1 and "error: stdin: not an image" in r.output
+    assert run("predict", "-", "-", "-m", w16_folder).exit_code == 2
+
+
 def test_predict_onnx_backend(w16_onnx, w16_folder):
     a = json.loads(run("predict", EXAMPLES, "--model", w16_onnx, "--format", "json").stdout)
     b = json.loads(run("predict", EXAMPLES, "--model", w16_folder, "--format", "json").stdout)
