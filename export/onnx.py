@@ -81,6 +81,23 @@ def weights_sha256(model_ref: str, model) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+def training_counts(model_ref: str, model) -> list[int] | None:
+    """Training images per class of the weights (recorded for weights trained by glmc-zoo), so that an
+    evaluation of the .onnx file can group classes into many / medium / few."""
+    from glmc_zoo.hub import read_config
+
+    folder = Path(model_ref.removeprefix("local-dir:"))
+    if folder.is_dir():
+        counts = read_config(folder).get("glmc", {}).get("class_counts")
+    else:
+        from glmc_zoo.models import get_weights
+
+        cfg = model.pretrained_cfg
+        ws = get_weights(f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else model_ref)
+        counts = ws.class_counts if ws else None
+    return [int(n) for n in counts] if counts else None
+
+
 def onnx_metadata(model, model_ref: str, precision: str = "fp32") -> dict[str, str]:
     """The metadata written into the file, from the model's pretrained config."""
     from glmc_zoo.inference import Preprocess
@@ -90,7 +107,8 @@ def onnx_metadata(model, model_ref: str, precision: str = "fp32") -> dict[str, s
     labels = list(cfg.get("label_names") or [str(i) for i in range(model.num_classes)])
     info = dict(model=model_ref, architecture=cfg.get("architecture"), tag=cfg.get("tag"),
                 glmc_zoo_version=__version__, preprocess=pre.to_dict(), label_names=labels, precision=precision,
-                head="fc_cb (GLMC's rebalanced classifier)", weights_sha256=weights_sha256(model_ref, model))
+                head="fc_cb (GLMC's rebalanced classifier)", weights_sha256=weights_sha256(model_ref, model),
+                class_counts=training_counts(model_ref, model))
     return {"glmc_zoo": json.dumps(info), "label_names": json.dumps(labels), "mean": json.dumps(list(pre.mean)),
             "std": json.dumps(list(pre.std)), "input_size": json.dumps(list(pre.input_size)),
             "crop_pct": str(pre.crop_pct), "interpolation": pre.interpolation, "model_name": model_ref,

@@ -264,6 +264,7 @@ class OnnxBackend:
             raise InferenceError(f"{path}: not a glmc-zoo export (no glmc_zoo metadata); export it with "
                                  f"`glmc-zoo export`")
         info = json.loads(meta["glmc_zoo"])
+        self.info = info  # what the export recorded: model, preprocessing, labels, precision, training counts
         self.preprocess = Preprocess.from_config(info["preprocess"])
         self.labels = list(info["label_names"])
         self.model_name = info.get("model", str(path))

@@ -304,6 +304,16 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
     assert r.exit_code == 0, r.output
     ev = json.loads(r.stdout)
     assert ev["n"] == 9 and ev["top1"] == metrics["top1"]
+    # the exported .onnx evaluates the same way, grouped by the training counts the export recorded
+    from glmc_zoo.export.onnx import export_onnx
+
+    export_onnx(str(tmp_path / "run" / "model"), tmp_path / "m.onnx", verify_images=[])
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "m.onnx"), "--data-root", str(own), "--split",
+                                 str(tmp_path / "run"), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    ev_onnx = json.loads(r.stdout)
+    assert ev_onnx["n"] == 9 and abs(ev_onnx["top1"] - ev["top1"]) <= 100 / 9 + 1e-9  # at most one image apart
+    assert ev_onnx.get("many") is None and ev_onnx["medium"] is not None and ev_onnx["few"] is not None  # 24 | 10, 4
     r = CliRunner().invoke(app, ["eval", str(tmp_path / "run" / "model"), "--data-root", str(cifar_root),
                                  "--split", str(tmp_path / "run")])
     assert r.exit_code == 2 and "test files are not under" in r.output

@@ -18,7 +18,8 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     training counts stored with the weights (our trained models) or else `data_root/train`.
     `per_class_limit` > 0 takes the first N files of each class (a fixed, reproducible subset).
     `split`: a run's split.json (or its run directory) whose held-out `test_files` (`--set holdout`)
-    are the test set, read under `data_root`.
+    are the test set, read under `data_root`. `model_ref` may also be an exported `.onnx` file (run on
+    onnxruntime; its groups come from the training counts the export recorded).
     """
     from glmc_zoo.hub import read_config
     from glmc_zoo.inference import Predictor
@@ -32,7 +33,8 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
         classes, paths, targets = _held_out_files(root, Path(split))
     else:
         classes, paths, targets = _list_folder(test_dir)
-    predictor = Predictor(model_ref, backend="torch", device=device, draft=False)
+    onnx = str(model_ref).endswith(".onnx")
+    predictor = Predictor(model_ref, backend="onnx" if onnx else "torch", device=device, draft=False)
     labels = list(predictor.labels)
     missing = [c for c in classes if c not in labels]
     if missing:
@@ -51,7 +53,10 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     # Group classes by the counts the weights were trained with (stored with our weights), else by
     # the data root's own train/ folder.
     ref = model_ref[len("local-dir:"):] if model_ref.startswith("local-dir:") else model_ref
-    counts = read_config(ref).get("glmc", {}).get("class_counts") if Path(ref).is_dir() else _bundled_counts(predictor)
+    if onnx:  # recorded by the export (weights trained by glmc-zoo)
+        counts = predictor.backend.info.get("class_counts")
+    else:
+        counts = read_config(ref).get("glmc", {}).get("class_counts") if Path(ref).is_dir() else _bundled_counts(predictor)
     if counts is None and (root / "train").is_dir():
         train_classes, _, train_targets = _list_folder(root / "train")
         if set(train_classes) != set(classes):
