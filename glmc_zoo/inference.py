@@ -169,11 +169,16 @@ def _array_to_rgb(a: np.ndarray) -> Image.Image:
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    """The image files under `folder`, recursively (following links), sorted by path. Hidden files and
+    """The image files under `folder`, recursively (following links, each folder once), sorted by path. Hidden files and
     folders (a name starting with ".": `.DS_Store`, macOS's `._photo.jpg`, `.ipynb_checkpoints/`) are
     skipped, as are other suffixes. Training, `eval` and `predict` all list a folder this way."""
-    found = []
+    found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already listed: a loop, or a second copy
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found += [Path(dirpath, f) for f in filenames
                   if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]

@@ -146,6 +146,7 @@ def test_folders_are_listed_recursively_without_hidden_files(tmp_path, cifar_roo
         shutil.copy(src[2], tmp_path / split / "cat" / ".ipynb_checkpoints" / "c.jpg")
         (tmp_path / split / "dog").mkdir()
         shutil.copy(src[3], tmp_path / split / "dog" / "d.jpg")
+    (tmp_path / "train" / "cat" / "2019" / "loop").symlink_to(tmp_path / "train" / "cat")  # a link loop ends
     data = load_image_folder(tmp_path)
     assert data.classes == ["cat", "dog"] and data.class_counts == [2, 1] and len(data.test) == 3
     listed = expand_sources([str(tmp_path / "train")])
