@@ -73,12 +73,17 @@ def weights_sha256(model_ref: str, model) -> str | None:
     if folder.is_dir():
         path = folder / "model.safetensors"
     else:  # a bundled weight set: its registry record knows the file
-        from glmc_zoo.models import get_weights
-
-        cfg = model.pretrained_cfg
-        ws = get_weights(f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else model_ref)
+        ws = _weight_set(model_ref, model)
         path = Path((ws.cfg.get("file") if ws else None) or "")
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _weight_set(model_ref: str, model):
+    """The registry record (`WeightSet`) of the weights `model` was built with, if it has one."""
+    from glmc_zoo.models import get_weights
+
+    cfg = model.pretrained_cfg
+    return get_weights(f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else model_ref)
 
 
 def training_counts(model_ref: str, model) -> list[int] | None:
@@ -90,10 +95,7 @@ def training_counts(model_ref: str, model) -> list[int] | None:
     if folder.is_dir():
         counts = read_config(folder).get("glmc", {}).get("class_counts")
     else:
-        from glmc_zoo.models import get_weights
-
-        cfg = model.pretrained_cfg
-        ws = get_weights(f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else model_ref)
+        ws = _weight_set(model_ref, model)
         counts = ws.class_counts if ws else None
     return [int(n) for n in counts] if counts else None
 
