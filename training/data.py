@@ -216,13 +216,14 @@ def _largest_side(paths: list[str]) -> int:
     return largest
 
 
-def _full_folder_split(root: Path, image_size: int) -> tuple[list[str], Split]:
-    """Small images (every one <= 64 px, for a model input <= 64 px) are decoded once into memory;
-    anything larger is read from the files by DataLoader workers."""
+def _full_folder_split(root: Path, image_size: int) -> tuple[list[str], list[str], Split]:
+    """The class names, the files (in the split's order) and the split. Small images (every one <= 64 px,
+    for a model input <= 64 px) are decoded once into memory; anything larger is read from the files by
+    DataLoader workers."""
     classes, paths, targets = _list_folder(root)
     if _largest_side(paths) <= 64 and image_size <= 64:  # every header is read: unreadable files are named up front
-        return classes, Split(targets, images=_decode_cached(paths, image_size))
-    return classes, Split(targets, paths=paths)
+        return classes, paths, Split(targets, images=_decode_cached(paths, image_size))
+    return classes, paths, Split(targets, paths=paths)
 
 
 def _mean_std(images: np.ndarray) -> tuple[tuple, tuple]:
@@ -262,18 +263,16 @@ def load_image_folder(root: str | Path, image_size: int = 32, imbalance_factor: 
         raise DataError(f"{root}: no test split ({root}/test/<class>/ or val/). Hold out part of each class for "
                         f"testing with --set holdout=0.2, or add {root}/test/<class>/"
                         + (f" (holdout={holdout:g} must be between 0 and 1)" if holdout else ""))
-    classes, train = _full_folder_split(source, image_size)
+    classes, paths, train = _full_folder_split(source, image_size)
     test_files = None
     if test_dir is not None:
-        test_classes, test = _full_folder_split(test_dir, image_size)
+        test_classes, _, test = _full_folder_split(test_dir, image_size)
         if test_classes != classes:
             raise DataError(f"{test_dir}: class folders {test_classes[:5]}... differ from train's {classes[:5]}...")
         positions = np.arange(len(train))
     else:
         test_pos, positions = holdout_indices(train.targets, classes, holdout, seed, source)
-        full = train
-        train, test = full.subset(positions), full.subset(test_pos)
-        paths = full.paths or _list_folder(source)[1]
+        train, test = train.subset(positions), train.subset(test_pos)
         test_files = [os.path.relpath(paths[i], root) for i in test_pos]
     keep = _long_tail_indices(train.targets, len(classes), imbalance_factor, split, seed, max_images_per_class)
     if mean is None and train.images is not None:
