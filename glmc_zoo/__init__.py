@@ -3,7 +3,7 @@
 Importing this package registers the `glmc_*` architectures and their pretrained tags with timm::
 
     import glmc_zoo, timm
-    model = timm.create_model("glmc_resnet32_w16.cifar10_lt_if100_jpeg", pretrained=True)
+    model = timm.create_model("glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg", pretrained=True)
 
 Registration happens when timm is used, not before: if timm is already imported, at once;
 otherwise the moment timm is first imported (a post-import hook), so `import glmc_zoo` alone

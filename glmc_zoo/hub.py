@@ -34,7 +34,7 @@ CARD_NAME = "README.md"
 def create_model(ref: str, pretrained: bool = True, **kwargs) -> torch.nn.Module:
     """Build a GLMC model from any reference, in eval mode:
 
-    - a registry name or `arch.tag` (`glmc_resnet32_w16.cifar10_lt_if100_jpeg`);
+    - a registry name or `arch.tag` (`glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg`);
     - `hf-hub:ORG/NAME` (the Hub, or its local cache with `HF_HUB_OFFLINE=1`);
     - `local-dir:DIR` or a plain path to a weights folder.
     """

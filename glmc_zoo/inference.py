@@ -30,7 +30,7 @@ from glmc_zoo._meta import IMAGE_SUFFIXES
 from glmc_zoo.errors import ImageLoadError, InferenceError  # noqa: F401  (re-exported)
 
 #: The model used when none is named: trained by this project and shipped in the package.
-DEFAULT_MODEL = "glmc_resnet32_w16.cifar10_lt_if100_jpeg"
+DEFAULT_MODEL = "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"
 #: Images with more pixels than this are refused as decompression bombs (Pillow's own default
 #: warns at 89M and fails at 179M; we fail at the warning level).
 MAX_PIXELS = 89_478_485
@@ -405,9 +405,9 @@ class Predictor:
     backend), or an `.onnx` file (onnx backend). `backend="auto"` picks onnx for `.onnx` files.
 
     `draft=True` decodes large JPEGs at a reduced DCT scale (2-3x faster on photos) but is not the
-    eval preprocessing: on 1,000 CIFAR-10 test images upscaled to 256 px it changed 12.4% of the
-    bundled model's top-1 predictions (top-1 51.6% with it, 46.9% without). Off by default, so
-    `predict`, `eval` and a run's reported numbers agree.
+    eval preprocessing: on 1,000 CIFAR-10 test images upscaled to 256 px it changed 9.1% of the
+    bundled model's top-1 predictions (top-1 74.2% with it, 68.9% without;
+    `benchmarks/draft_decode.py`). Off by default, so `predict`, `eval` and a run's reported numbers agree.
     """
 
     def __init__(self, model: str | None = None, backend: str = "auto", device: str = "auto",

@@ -169,7 +169,7 @@ def test_pretrained_config_consistency(name):
     for head in cfg.classifier:
         assert model.get_submodule(head).out_features == cfg.num_classes
     assert model.get_submodule(cfg.first_conv).in_channels == 3
-    assert ws.availability in ("bundled", "published", "released")
+    assert ws.availability in ("bundled", "published", "released", "withdrawn")
     assert ws.labels == tuple(cfg.label_names) and ws.transforms["mean"] == tuple(cfg.mean)  # one record, one cfg
     if ws.metrics:
         assert ws.metrics_kind in ("measured", "reported") and ws.metrics_source
@@ -213,6 +213,21 @@ def test_unpublished_weights_say_so():
         timm.create_model("glmc_resnet32.cifar100_lt_if100", pretrained=True)
     with pytest.raises(WeightsNotAvailableError, match="architecture only"):
         timm.create_model("glmc_resnet50", pretrained=True)
+
+
+def test_withdrawn_weights_name_their_replacement():
+    """The 30-epoch weights glmc-zoo 0.1.0 shipped stay a known name: loading them names what replaced them."""
+    from glmc_zoo.inference import DEFAULT_MODEL
+    from glmc_zoo.models.glmc_resnet import WeightsNotAvailableError
+
+    old = "glmc_resnet32_w16.cifar10_lt_if100_jpeg"
+    ws = get_weights(old)
+    assert ws.availability == "withdrawn" and not ws.loadable and old not in LOADABLE
+    assert DEFAULT_MODEL != old and get_weights(DEFAULT_MODEL).availability == "bundled"
+    with pytest.raises(WeightsNotAvailableError, match=f"withdrawn in 0.2.0.*use {DEFAULT_MODEL}"):
+        timm.create_model(old, pretrained=True)
+    # never the architecture's default: plain `glmc_resnet32_w16` with pretrained=True loads the shipped weights
+    assert timm.create_model("glmc_resnet32_w16", pretrained=True).pretrained_cfg["tag"] == DEFAULT_MODEL.split(".")[1]
 
 
 @pytest.mark.parametrize("arch", ARCHS)

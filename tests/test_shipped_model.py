@@ -66,6 +66,6 @@ def test_cli_default_predicts_the_example_cat():
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    # The model reaches ~51% top-1 (see its card): on this photo "cat" is in its top 3, not always first.
-    assert "cat" in [p["label"] for p in out[0]["predictions"][:3]]
+    # The 200-epoch model (79.7% top-1, cat 69.3%: see its card) puts "cat" first on this photo, at 0.645.
+    assert out[0]["predictions"][0]["label"] == "cat" and out[0]["predictions"][0]["score"] > 0.5
     assert np.isclose(sum(p["score"] for p in out[0]["predictions"]), 1.0, atol=0.2)

@@ -90,7 +90,7 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     card = (folder / "README.md").read_text()
     assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
     assert "## Per-class accuracy" in card and cfg["glmc"]["measured_per_class"]["cat"] == lines[-1]["per_class"][3]
-    assert " h for 8 epochs (median epoch " in cfg["glmc"]["training_time"]
+    assert " h for 8 epochs" in cfg["glmc"]["training_time"] and "median epoch " in cfg["glmc"]["training_time"]
     assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
     assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set
     from glmc_zoo.training.bundle import bundle_root
@@ -117,7 +117,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small_lt):
     assert full["top1"] == resumed["top1"]
 
     # a planned stop (`--stop-after 1`): evaluated and resumable, on the same schedule as the full run
-    first = train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, stop_after=1)
+    first = train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, stop_after=1,
+                  command="glmc-zoo train START")
     assert first["stopped_after"] == 1 and 0 <= first["top1"] <= 100 and "fc_top1" in first
     assert [json.loads(x)["epoch"] for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()] == [1]
     assert not (tmp_path / "c" / "model").exists() and "stopped after epoch 1 of 2" in (tmp_path / "c" / "run.log").read_text()
@@ -128,10 +129,29 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, small_lt):
     assert "| 1 | " in text and "fc_cb at epoch 1 (latest)" in text
     with pytest.raises(TrainError, match="stop-after 1: give an epoch after the 1 already complete"):
         train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, resume=tmp_path / "c", stop_after=1)
-    second = train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, resume=tmp_path / "c")
+    second = train(cfg, tmp_path / "c", device="cpu", progress=False, data=small_lt, resume=tmp_path / "c",
+                   command="glmc-zoo train START --resume c")
+    # the model's card names the command that repeats the run (its start); the resume is in run.log
+    assert json.loads((tmp_path / "c" / "model" / "config.json").read_text())["glmc"]["command"] == "glmc-zoo train START"
+    assert "resumed at epoch 2, step 0: glmc-zoo train START --resume c" in (tmp_path / "c" / "run.log").read_text()
     sc = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.allclose(sa[k].float(), sc[k].float(), atol=1e-6) for k in sa)
     assert second["top1"] == full["top1"]
+
+
+def test_training_time_names_an_epoch_that_shared_the_machine(tmp_path):
+    """The total is the sum of the logged epochs (a repeated epoch counted once); when an epoch took far longer
+    than the median (paused, or the cores shared), the text says so rather than passing the sum off as the pace."""
+    from glmc_zoo.training.report import time_text
+
+    def log(seconds):
+        rows = [dict(epoch=i + 1, images=1000, seconds=s) for i, s in enumerate(seconds)]
+        (tmp_path / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return time_text(tmp_path)
+
+    assert log([100, 110, 120, 100]) == "0.12 h for 4 epochs (median epoch 110 s)"
+    assert log([100, 110, 1132, 100]) == ("0.40 h for 4 epochs, counting time the machine was shared "
+                                          "(median epoch 110 s, slowest 1132 s)")
 
 
 def test_resume_with_another_config_is_refused(tmp_path, small_lt):

@@ -1,7 +1,7 @@
 """Turn a finished run directory into a weight set shipped inside the package
 (`glmc_zoo/weights/<arch>.<tag>/`), with its provenance in config.json and the model card.
 
-    python -m glmc_zoo.training.bundle runs/c10_if100_w16 glmc_resnet32_w16.cifar10_lt_if100_jpeg \
+    python -m glmc_zoo.training.bundle runs/cifar10_lt_if100_w16 glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg \
         --data "CIFAR-10 stored as JPEG (quality about 75), ../shared/data/cifar10-jpeg.tar.gz"
 """
 
@@ -29,6 +29,7 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
                machine: str | None = None) -> Path:
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
     final-epoch metrics, exact command, training time and machine, and data provenance."""
+    from glmc_zoo.training.loop import started_command
     from glmc_zoo.training.report import time_text
 
     from glmc_zoo.hub import create_model, read_config, save_pretrained
@@ -47,6 +48,7 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
         training_time=f"{time_text(run_dir)} on {machine or platform.processor() or platform.machine()}",
         split_file=f"split.json of the run ({_split_text(run_dir)})",
     )
+    glmc["command"] = started_command(run_dir) or glmc.get("command", "")  # the start, not the last resume
     return save_pretrained(model, Path(root or bundle_root()) / name, glmc=glmc)
 
 
@@ -59,7 +61,7 @@ def _split_text(run_dir: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
-    ap.add_argument("name", help="arch.tag, e.g. glmc_resnet32_w16.cifar10_lt_if100_jpeg")
+    ap.add_argument("name", help="arch.tag, e.g. glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg")
     ap.add_argument("--data", required=True, help="where the training data came from")
     ap.add_argument("--machine", default=None)
     ap.add_argument("--root", default=None, help="default: the installed package's weights/ folder")

@@ -342,8 +342,15 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         metrics_note=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image test set; nothing "
                      f"was selected on it.",
         dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
-        command=command or "", recipe=cfg.reference or cfg.name, data=_describe_data(cfg, data)))
+        command=started_command(out) or command or "", recipe=cfg.reference or cfg.name,
+        data=_describe_data(cfg, data)))
     return final
+
+
+def started_command(run_dir: str | Path) -> str | None:
+    """The command that started the run (its `command.txt`): what repeats it. Resumes are in run.log."""
+    path = Path(run_dir) / "command.txt"
+    return path.read_text().strip() if path.is_file() else None
 
 
 def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:

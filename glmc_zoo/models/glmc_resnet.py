@@ -345,7 +345,8 @@ class WeightSet:
     `pretrained=True` are all derived from these records.
 
     availability: "bundled" (shipped in the package), "published" (on the Hugging Face Hub),
-    "released" (the authors' file, to be converted with `glmc-zoo convert`), "none" (architecture
+    "released" (the authors' file, to be converted with `glmc-zoo convert`), "withdrawn" (shipped by
+    an earlier glmc-zoo release and replaced: `note` names the replacement), "none" (architecture
     only). metrics: top1 / top5 / many / medium / few that are known, all of one `metrics_kind`:
     "measured" (by glmc-zoo, final epoch) or "reported" (by the authors), with `metrics_source`.
     """
@@ -469,8 +470,17 @@ _TABLE = {
 # Trained by this project on the real CIFAR-10 (JPEG copy) and shipped in the package. Listed first so
 # that a shipped weight set is its architecture's default.
 _TABLE = {**{n: _bundled(n) for n in sorted(p.name for p in _BUNDLED_DIR.glob("*.*") if p.is_dir())}, **_TABLE}
+# Weight sets an earlier release shipped and a later one replaced: the name stays known, so that loading it says
+# what replaced it instead of "unknown tag". Listed after the shipped ones, never an architecture's default.
+_WITHDRAWN = {
+    "glmc_resnet32_w16.cifar10_lt_if100_jpeg": _cifar(
+        "glmc_resnet32_w16.cifar10_lt_if100_jpeg", 10, weights="withdrawn",
+        weights_note="the 30-epoch CPU run (50.93% top-1) shipped in glmc-zoo 0.1.0, withdrawn in 0.2.0 for the "
+                     "finished 200-epoch run: use glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"),
+}
 if not any(name.startswith("glmc_resnet32_w16.") for name in _TABLE):  # no shipped weights: architecture only
-    _TABLE["glmc_resnet32_w16"] = _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS)
+    _TABLE = {"glmc_resnet32_w16": _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS), **_TABLE}
+_TABLE.update({n: ws for n, ws in _WITHDRAWN.items() if n not in _TABLE})  # a shipped folder wins over the record
 
 #: Every weight set (and architecture-only entry) by name: the single source of truth.
 WEIGHTS: dict[str, WeightSet] = dict(_TABLE)
