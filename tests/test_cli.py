@@ -34,7 +34,8 @@ def test_list_and_info():
     assert names["glmc_resnet32.cifar100_lt_if100"]["top1"] == 57.97
     assert names["glmc_resnet32.cifar100_lt_if100"]["weights"] == "released"
     assert names["glmc_resnet32.cifar100_lt_if100"]["kind"] == "reported"
-    assert names["glmc_resnet32_w16.cifar10_lt_if100_jpeg"]["weights"] == "withdrawn"  # 0.1.0's default, replaced
+    old = names["glmc_resnet32_w16.cifar10_lt_if100_jpeg"]  # 0.1.0's default, replaced: still listed, with its number
+    assert old["weights"] == "withdrawn" and old["top1"] == 50.93 and old["kind"] == "measured"
     t = run("list")
     assert "glmc_resnext50_32x4d" in t.output and "weights" in t.output
     i = run("info", "glmc_resnext50_32x4d.inat2018", "--format", "json")

@@ -295,6 +295,8 @@ def _check_weights_available(variant: str, kwargs: dict) -> None:
     if cfg.source in ("hf-hub", "local-dir") or cfg.file or cfg.state_dict:
         return  # an explicit source given by the user: let it load (or fail) on its own terms
     ws = WEIGHTS.get(name)
+    if ws is not None and ws.availability == "withdrawn":
+        raise WeightsNotAvailableError(f"{name}: {ws.note}")
     if ws is None or not ws.loadable:
         raise WeightsNotAvailableError(
             f"{name}: {ws.note if ws else 'no pretrained weights exist for this model'}. "
@@ -473,10 +475,13 @@ _TABLE = {**{n: _bundled(n) for n in sorted(p.name for p in _BUNDLED_DIR.glob("*
 # Weight sets an earlier release shipped and a later one replaced: the name stays known, so that loading it says
 # what replaced it instead of "unknown tag". Listed after the shipped ones, never an architecture's default.
 _WITHDRAWN = {
-    "glmc_resnet32_w16.cifar10_lt_if100_jpeg": _cifar(
-        "glmc_resnet32_w16.cifar10_lt_if100_jpeg", 10, weights="withdrawn",
+    "glmc_resnet32_w16.cifar10_lt_if100_jpeg": replace(_cifar(
+        "glmc_resnet32_w16.cifar10_lt_if100_jpeg", 10, weights="withdrawn", kind="measured",
+        metrics=dict(top1=50.93, top5=96.75, many=42.94, medium=82.90),  # its 0.1.0 card
+        source="glmc-zoo 0.1.0's card: final epoch (30) on the 10000-image test set",
         weights_note="the 30-epoch CPU run (50.93% top-1) shipped in glmc-zoo 0.1.0, withdrawn in 0.2.0 for the "
                      "finished 200-epoch run: use glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"),
+        class_counts=(5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50), trained_by="glmc-zoo"),
 }
 if not any(name.startswith("glmc_resnet32_w16.") for name in _TABLE):  # no shipped weights: architecture only
     _TABLE = {"glmc_resnet32_w16": _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS), **_TABLE}
