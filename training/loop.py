@@ -35,6 +35,7 @@ from glmc_zoo.training.method import (
     sample_lambda,
 )
 from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
+from glmc_zoo.training.report import started_command
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
@@ -345,12 +346,6 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         command=started_command(out) or command or "", recipe=cfg.reference or cfg.name,
         data=_describe_data(cfg, data)))
     return final
-
-
-def started_command(run_dir: str | Path) -> str | None:
-    """The command that started the run (its `command.txt`): what repeats it. Resumes are in run.log."""
-    path = Path(run_dir) / "command.txt"
-    return path.read_text().strip() if path.is_file() else None
 
 
 def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:

@@ -32,6 +32,12 @@ def _by_epoch(rows: list[dict]) -> list[dict]:
     return sorted({r["epoch"]: r for r in rows}.values(), key=lambda r: r["epoch"])
 
 
+def started_command(run_dir: str | Path) -> str | None:
+    """The command that started the run (its `command.txt`): what repeats it. Resumes are in run.log."""
+    path = Path(run_dir) / "command.txt"
+    return path.read_text().strip() if path.is_file() else None
+
+
 def time_text(run_dir: str | Path) -> str:
     """Training time from the run's train_log.jsonl: the sum of its epochs' times (an epoch logged twice
     counts once), and the median time of a whole epoch (an epoch resumed part-way is not one)."""
@@ -79,8 +85,8 @@ def run_report(run_dir: str | Path) -> str:
              + (f"; test split: {split['holdout']:.0%} of each class held out ({len(split['test_files'])} images, "
                 f"listed in split.json)" if split.get("test_files") else ""),
              f"- **Training time**: {time_text(run)}"]
-    if (run / "command.txt").is_file():
-        lines.append(f"- **Command**: `{(run / 'command.txt').read_text().strip()}`")
+    if command := started_command(run):
+        lines.append(f"- **Command**: `{command}`")
     resumes = sum(" resumed at epoch " in x for x in (run / "run.log").read_text().splitlines()) \
         if (run / "run.log").is_file() else 0
     if resumes:
