@@ -3,14 +3,17 @@
 Side by side in one process, on whatever device is present (CUDA if available, else CPU):
 - full: one `glmc_zoo.training.loop.glmc_step` as the trainer runs it: the two views of the uniform
   and rebalanced batches augmented from uint8 on the device, lambda, MixUp + CutMix, the four heads
-  on both mixed batches, the GLMC loss, backward, SGD update;
+  on both mixed batches, the GLMC loss, backward, SGD update; eager, and with the forward under
+  `torch.compile` as `compile=on` runs it;
 - bare: the model's forward on the same two (already mixed) batches, cross-entropy on `fc`,
-  backward; no augmentation, no mixing, no extra heads in the loss, no update; once in fp32 and
-  once under bf16 autocast, both channels_last (the two floors).
+  backward; no augmentation, no mixing, no extra heads in the loss, no update; in fp32 and under
+  bf16 autocast, eager and compiled, all channels_last (the four floors).
 
 The full step runs in the precision the trainer's `amp=auto` takes on this machine (bf16 where the
-device has native bf16, else fp32), and its ratio is to the better of the two floors.
-Images/s counts training images (B per step). Run: python benchmarks/train_throughput.py
+device has native bf16, else fp32); "trainer" is the full step as `compile=auto` runs it here, and
+its ratio is to the best of the four floors. Images/s counts training images (B per step).
+Compiling takes minutes on a CPU (not counted: warm-up steps run first).
+Run: python benchmarks/train_throughput.py [--no-compile]
 """
 
 from __future__ import annotations
@@ -27,16 +30,23 @@ from _machine import cpu_name
 def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return (f"{cpu_name()} (ISA {torch.backends.cpu.get_cpu_capability()}), "
+    from pathlib import Path
+
+    try:
+        flags = set(next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags")).split())
+    except (OSError, StopIteration):
+        flags = set()
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags]
+    return (f"{cpu_name()} (flags {' '.join(isa) or 'n/a'}; torch ISA {torch.backends.cpu.get_cpu_capability()}), "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 
-def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) -> dict:
+def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int, compiled: bool = True) -> dict:
     import timm
     from glmc_zoo.training.configs import get_config
     from glmc_zoo.training.data import normalize, random_crop_flip
     from glmc_zoo.training.distributed import TwoViewForward
-    from glmc_zoo.training.loop import glmc_step, resolve_precision
+    from glmc_zoo.training.loop import glmc_step, resolve_compile, resolve_precision
     from glmc_zoo.training.method import class_weights
 
     import glmc_zoo  # noqa: F401
@@ -47,6 +57,7 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
     model = timm.create_model(arch, num_classes=10).to(device).to(memory_format=mf).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-3)
     fwd = TwoViewForward(model)
+    fwd_c = torch.compile(fwd) if compiled else None
     images = torch.randint(0, 256, (4096, 3, 32, 32), dtype=torch.uint8, device=device)
     targets = torch.randint(0, 10, (4096,), device=device)
     mean, std = torch.tensor([0.49, 0.48, 0.45], device=device), torch.tensor([0.25, 0.24, 0.26], device=device)
@@ -55,22 +66,29 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
     precision, _ = resolve_precision("auto", device)
     bf16 = precision == "bf16"
 
-    def full_step(i: int) -> None:
-        idx_u = torch.randint(0, 4096, (batch,), generator=gen).to(device)
-        idx_r = torch.randint(0, 4096, (batch,), generator=gen).to(device)
-        views = lambda idx: tuple(normalize(random_crop_flip(images[idx], gen), mean, std) for _ in range(2))  # noqa: E731
-        y_u, y_r = F.one_hot(targets[idx_u], 10).float(), F.one_hot(targets[idx_r], 10).float()
-        glmc_step(fwd, opt, views(idx_u), views(idx_r), y_u, y_r, label_w, 0.5, mix_beta=cfg.mix_beta,
-                  contrast_weight=cfg.contrast_weight, generator=gen, memory_format=mf, use_bf16=bf16)
+    def full(f):
+        def step(i: int) -> None:
+            idx_u = torch.randint(0, 4096, (batch,), generator=gen).to(device)
+            idx_r = torch.randint(0, 4096, (batch,), generator=gen).to(device)
+            views = lambda idx: tuple(normalize(random_crop_flip(images[idx], gen), mean, std) for _ in range(2))  # noqa: E731
+            y_u, y_r = F.one_hot(targets[idx_u], 10).float(), F.one_hot(targets[idx_r], 10).float()
+            glmc_step(f, opt, views(idx_u), views(idx_r), y_u, y_r, label_w, 0.5, mix_beta=cfg.mix_beta,
+                      contrast_weight=cfg.contrast_weight, generator=gen, memory_format=mf, use_bf16=bf16)
+        return step
 
     fixed = [normalize(images[:batch], mean, std).contiguous(memory_format=mf) for _ in range(2)]
     y = targets[:batch]
 
-    def bare(use_bf16: bool):
+    def bare_loss(a, b):
+        return F.cross_entropy(model.forward_train(a).logits.float(), y) + \
+            F.cross_entropy(model.forward_train(b).logits.float(), y)
+
+    bare_c = torch.compile(bare_loss) if compiled else None
+
+    def bare(use_bf16: bool, fn=bare_loss):
         def step(i: int) -> None:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = F.cross_entropy(model.forward_train(fixed[0]).logits.float(), y) + \
-                    F.cross_entropy(model.forward_train(fixed[1]).logits.float(), y)
+                loss = fn(fixed[0], fixed[1])
             model.zero_grad(set_to_none=True)
             loss.backward()
         return step
@@ -87,15 +105,24 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int) 
             torch.cuda.synchronize()
         return steps * batch / (time.perf_counter() - t0)
 
-    # Interleave to share the machine's state (turbo, caches) fairly: fp32, bf16, full, twice.
-    rates = {"fp32": [], "bf16": [], "full": []}
+    # Interleave to share the machine's state (turbo, caches) fairly: every variant once per round, twice.
+    variants = {"fp32": bare(False), "bf16": bare(True), "full": full(fwd)}
+    if compiled:
+        variants.update({"fp32_compiled": bare(False, bare_c), "bf16_compiled": bare(True, bare_c),
+                         "full_compiled": full(fwd_c)})
+    rates: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(2):
-        rates["fp32"].append(timed(bare(False)))
-        rates["bf16"].append(timed(bare(True)))
-        rates["full"].append(timed(full_step))
-    fp32, bf16_rate, full = max(rates["fp32"]), max(rates["bf16"]), max(rates["full"])
-    return dict(arch=arch, batch=batch, precision=precision, full_img_s=round(full, 1), bare_fp32_img_s=round(fp32, 1),
-                bare_bf16_img_s=round(bf16_rate, 1), ratio=round(full / max(fp32, bf16_rate), 3))
+        for k, fn in variants.items():
+            rates[k].append(timed(fn))
+    best = {k: max(v) for k, v in rates.items()}
+    floors = {k: v for k, v in best.items() if not k.startswith("full")}
+    auto, _ = resolve_compile("auto", device, precision)
+    trainer = best["full_compiled"] if (auto and compiled) else best["full"]
+    return dict(arch=arch, batch=batch, precision=precision, compile_auto=auto,
+                **{f"{k}_img_s": round(v, 1) for k, v in best.items()},
+                best_floor=max(floors, key=floors.get), trainer_img_s=round(trainer, 1),
+                ratio=round(trainer / max(floors.values()), 3),
+                best_full_ratio=round(max(v for k, v in best.items() if k.startswith("full")) / max(floors.values()), 3))
 
 
 def main() -> list[dict]:
@@ -105,19 +132,26 @@ def main() -> list[dict]:
     p.add_argument("--archs", default="glmc_resnet32_w16,glmc_resnet32")
     p.add_argument("--batches", default="64,128")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-compile", action="store_true", help="leave out the compiled variants (minutes each on a CPU)")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rows = [bench(arch, b, device, a.steps, a.warmup) for arch in a.archs.split(",") for b in map(int, a.batches.split(","))]
+    rows = [bench(arch, b, device, a.steps, a.warmup, compiled=not a.no_compile)
+            for arch in a.archs.split(",") for b in map(int, a.batches.split(","))]
     if a.json:
         print(json.dumps(dict(machine=machine(), rows=rows), indent=2))
     else:
         print(f"machine: {machine()}")
-        print("| model | batch | full GLMC step (img/s, precision) | bare fwd+bwd fp32 | bare fwd+bwd bf16 | "
-              "full / best bare |")
-        print("|---|---|---|---|---|---|")
+        c = not a.no_compile
+        print("| model | batch | GLMC step eager (precision) |" + (" GLMC step compiled |" if c else "")
+              + " bare fp32 | bare bf16 |" + (" bare fp32 compiled | bare bf16 compiled |" if c else "")
+              + " trainer (compile=auto) / best floor |")
+        print("|---|---|---|" + ("---|" if c else "") + "---|---|" + ("---|---|" if c else "") + "---|")
         for r in rows:
-            print(f"| {r['arch']} | {r['batch']} | {r['full_img_s']} ({r['precision']}) | {r['bare_fp32_img_s']} | "
-                  f"{r['bare_bf16_img_s']} | {r['ratio']:.2f} |")
+            print(f"| {r['arch']} | {r['batch']} | {r['full_img_s']} ({r['precision']}) |"
+                  + (f" {r['full_compiled_img_s']} |" if c else "")
+                  + f" {r['fp32_img_s']} | {r['bf16_img_s']} |"
+                  + (f" {r['fp32_compiled_img_s']} | {r['bf16_compiled_img_s']} |" if c else "")
+                  + f" {r['ratio']:.2f} (best floor: {r['best_floor']}) |")
     return rows
 
 

@@ -15,6 +15,7 @@ import functools
 import io
 import json
 import os
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Annotated
 import typer
 
 from glmc_zoo._meta import __version__
+from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.errors import GLMCZooError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -296,8 +298,7 @@ def predict(
         bar.close()
     text = _format_predictions(results, fmt)
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_text_atomic(output, text)
     else:
         typer.echo(text, nl=not text.endswith("\n"))
     failed = [r for r in results if r.error]
@@ -396,8 +397,12 @@ def train(
     stop_after: Annotated[int | None, typer.Option(
         "--stop-after", min=1, help="Stop once this epoch of the schedule is complete: evaluate, save the checkpoint; "
                                     "--resume continues.")] = None,
+    init: Annotated[str | None, typer.Option(
+        "--init", help="A second stage's first stage (*_maxnorm configs): a finished run directory, a weights "
+                       "folder or a model name.")] = None,
 ) -> None:
-    """Train GLMC from a named config (the released runs, or your own image folder)."""
+    """Train GLMC from a named config (the released runs, or your own image folder), or a second stage
+    (`*_maxnorm`, with --init) on a trained GLMC model."""
     try:
         from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
         from glmc_zoo.training.configs import list_configs as names
@@ -409,14 +414,23 @@ def train(
     if list_configs:
         for n in names():
             c = get_config(n)
-            typer.echo(f"{n:<26} {c.model:<22} {c.dataset:<12} E={c.epochs} B={c.batch_size} lr={c.lr}  "
-                       f"glmc-zoo train --config {n}")
+            start = " --init RUN_OR_WEIGHTS" if c.stage != "glmc" else ""
+            typer.echo(f"{n:<32} {c.model:<22} {c.dataset:<12} E={c.epochs} B={c.batch_size} lr={c.lr}  "
+                       f"glmc-zoo train --config {n}{start}")
         return
     if not config:
         raise _fail("give --config NAME (glmc-zoo train --list shows them)")
+    for flag, value in (("--data-root", data_root), ("--init", init)):
+        if value is not None and not value.strip():
+            raise _fail(f"{flag} '': an empty path; give the folder (or leave the option out for the default)")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise _fail(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     try:
         cfg = apply_overrides(get_config(config), list(overrides or []) + ([f"data_root={data_root}"] if data_root
-                                                                           else []))
+                                                                           else []) + ([f"init={init}"] if init else []))
+        if cfg.stage != "glmc" and not cfg.init:
+            raise ConfigError(f"config {cfg.name} is a second stage ({cfg.stage}): give the model it starts from with "
+                              f"--init RUN_OR_WEIGHTS")
         out = output or Path("runs") / cfg.name
         metrics = run(cfg, out, device=device, resume=resume, progress=not no_progress, download=download,
                       command=command_line(), stop_after=stop_after)
@@ -462,8 +476,7 @@ def eval_cmd(
     m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value, split=split)
     m.pop("confusion", None)
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(m, indent=2))
+        write_text_atomic(output, json.dumps(m, indent=2))
     if fmt == Fmt.json:
         typer.echo(json.dumps(m, indent=2))
         return
@@ -487,8 +500,7 @@ def report(
         raise _fail(f"reports need the training extra: pip install 'glmc-zoo[train]' ({e})") from None
     text = run_report(run_dir)
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        write_text_atomic(output, text)
     typer.echo(text, nl=False)
 
 

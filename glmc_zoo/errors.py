@@ -50,3 +50,7 @@ class DataError(GLMCZooError, ValueError):
 
 class TrainError(GLMCZooError, RuntimeError):
     """A run that cannot start or continue (bad resume file, mismatched config, ...)."""
+
+
+class OutputExistsError(GLMCZooError, FileExistsError):
+    """An output path holds something this command did not write: nothing was replaced."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from glmc_zoo._meta import HF_ORG, __version__
-from glmc_zoo.errors import CheckpointError, ModelLoadError, PushError  # noqa: F401  (re-exported)
+from glmc_zoo.errors import CheckpointError, ModelLoadError, OutputExistsError, PushError  # noqa: F401  (re-exported)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -150,6 +150,7 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | 
     from timm.models import save_for_hf
 
     directory = Path(directory)
+    check_replaceable(directory)  # before any work: nothing but an earlier weights folder is replaced
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
@@ -185,7 +186,7 @@ _CITATION = """@inproceedings{du2023glmc,
 #: The hyper-parameters a card lists from the run's resolved config.
 _RECIPE_KEYS = ("model", "dataset", "imbalance_factor", "split", "seed", "epochs", "batch_size", "lr", "momentum",
                 "weight_decay", "schedule", "resample_weighting", "label_weighting", "contrast_weight", "mix_beta",
-                "normalization", "amp")
+                "normalization", "amp", "stage", "maxnorm_thresh", "maxnorm_every", "maxnorm_bn", "cb_beta")
 
 
 def _no_local_paths(text: str) -> str:
@@ -253,6 +254,18 @@ def model_card(model: torch.nn.Module, glmc: dict, repo_id: str | None = None) -
             lines += [f"## {title}", "", body, ""]
     if glmc.get("converted_from"):
         lines += ["## Provenance", "", f"Converted with `glmc-zoo convert` from `{glmc['converted_from']}`.", ""]
+    first = glmc.get("first_stage")
+    if first:  # a second stage (GLMC + MaxNorm): the model it started from
+        m = first.get("measured") or {}
+        score = f", measured top-1 {m['top1']:.2f}" if m.get("top1") is not None else ""
+        mn = glmc.get("maxnorm") or {}
+        lines += ["## First stage", "", f"A second stage (GLMC + MaxNorm, docs/maxnorm.md) started from `{first.get('init')}`"
+                  f"{score}; only `fc_cb` was trained"
+                  + (f", its rows held within L2 norm {mn['radius']:.4f} (threshold {mn.get('thresh')}, projected every "
+                     f"{mn.get('every')})" if mn.get("radius") is not None else "") + "."]
+        if first.get("command"):
+            lines += ["", f"The first stage's command: `{first['command']}`"]
+        lines.append("")
     lines += ["## Usage", "", "```python", "import glmc_zoo, timm",
               f"model = timm.create_model('hf-hub:{repo}', pretrained=True).eval()", "```", "",
               "## Citation", "", "```bibtex", _CITATION, "```", ""]
@@ -369,6 +382,8 @@ def convert_checkpoint(checkpoint: str | Path, arch: str, num_classes: int, outp
     """
     import timm
 
+    check_replaceable(Path(output))  # before reading anything: a folder of someone's files is never replaced
+
     import glmc_zoo  # noqa: F401
 
     name = f"{arch}.{tag}" if tag else arch
@@ -426,6 +441,7 @@ def export_timm(model_ref: str, output: str | Path) -> Path:
     plain.pretrained_cfg = dict({k: cfg[k] for k in keys if k in cfg},
                                 architecture=PLAIN_TIMM_ARCH[arch], tag=model.pretrained_cfg.get("tag"))
     output = Path(output)
+    check_replaceable(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
     try:
@@ -438,9 +454,31 @@ def export_timm(model_ref: str, output: str | Path) -> Path:
     return output
 
 
+#: What a weights folder written by glmc-zoo holds; only such a folder (or an empty one) is ever replaced.
+WEIGHTS_FOLDER_FILES = frozenset({"config.json", "model.safetensors", CARD_NAME, "model.onnx"})
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuse to write a weights folder over anything but an earlier weights folder or an empty folder:
+    a folder of someone's files is never deleted, and neither is a file."""
+    target = Path(target)
+    if not target.exists() and not target.is_symlink():
+        return
+    if not target.is_dir():
+        raise OutputExistsError(f"{target} is a file: nothing was written; give a folder path that does not exist yet")
+    held = sorted(p.name for p in target.iterdir())
+    foreign = [n for n in held if n not in WEIGHTS_FOLDER_FILES]
+    if foreign:
+        raise OutputExistsError(f"{target} holds files that are not a glmc-zoo weights folder's ({', '.join(foreign[:4])}"
+                                f"{', ...' if len(foreign) > 4 else ''}): nothing was written or deleted; give a new "
+                                f"or empty folder, or remove it yourself")
+
+
 def _replace_dir(new: Path, target: Path) -> None:
-    """Move the finished folder `new` into `target`. An existing `target` is first renamed aside
-    and deleted only after the new one is in place, so a crash leaves either folder whole."""
+    """Move the finished folder `new` into `target`. An existing `target` (an earlier weights folder:
+    `check_replaceable`) is first renamed aside and deleted only after the new one is in place, so a
+    crash leaves either folder whole."""
+    check_replaceable(target)
     new.chmod(0o755)
     for f in new.iterdir():
         f.chmod(0o644)

@@ -34,6 +34,24 @@ DEFAULT_MODEL = "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"
 #: Images with more pixels than this are refused as decompression bombs (Pillow's own default
 #: warns at 89M and fails at 179M; we fail at the warning level).
 MAX_PIXELS = 89_478_485
+#: Longest side and most elongated shape accepted. Eval preprocessing scales the short side to the
+#: model's size, so a 3,000,000 x 1 strip (few pixels, within MAX_PIXELS) would become gigabytes.
+MAX_SIDE = 65_500  # JPEG's own limit
+MAX_ASPECT = 100
+
+
+def check_image_size(name: str, width: int, height: int) -> None:
+    """Refuse, before any pixel is decoded or resized, an image no preprocessing can take."""
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{name}: {width}x{height} pixels: an empty image; refused")
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(f"{name}: declares {width}x{height} pixels, over the {MAX_PIXELS:,}-pixel limit "
+                             f"(a decompression bomb?); refused")
+    if max(width, height) > MAX_SIDE:
+        raise ImageLoadError(f"{name}: {width}x{height} pixels, a side over {MAX_SIDE:,}; refused")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageLoadError(f"{name}: {width}x{height} pixels, more than {MAX_ASPECT}:1; refused (resizing it for "
+                             f"the model would take gigabytes): crop it to the part to classify")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,8 +119,11 @@ def load_image(source: str | Path | bytes | BinaryIO | Image.Image | np.ndarray,
     Raises `ImageLoadError` naming the file and the problem.
     """
     if isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            check_image_size(f"<array {source.shape}>", source.shape[1], source.shape[0])
         return _array_to_rgb(source)
     if isinstance(source, Image.Image):
+        check_image_size(f"<{type(source).__name__}>", source.width, source.height)
         return _to_rgb(ImageOps.exif_transpose(source))
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
@@ -128,9 +149,7 @@ def _decode(fp: Path | BinaryIO, name: str, draft_size: int | None) -> Image.Ima
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise ImageLoadError(f"{name}: declares {im.width}x{im.height} pixels, over the "
-                                         f"{MAX_PIXELS:,}-pixel limit (a decompression bomb?); refused")
+                check_image_size(name, im.width, im.height)
                 if draft_size and im.format == "JPEG":
                     im.draft("RGB", (draft_size, draft_size))
                 im.load()

@@ -7,7 +7,30 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(int(os.environ.get("GLMC_ZOO_TEST_THREADS", min(2, os.cpu_count() or 1))))
+# Under pytest-xdist (the README's command runs two workers on two cores) each worker takes one thread.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(int(os.environ.get("GLMC_ZOO_TEST_THREADS", max(1, min(2, os.cpu_count() or 1) // _WORKERS))))
+
+#: What every training test pins, so that its numbers do not depend on the CPU it runs on: fp32 (amp=auto
+#: would take bf16 on a CPU with AVX512-BF16/AMX, and the tolerances are fp32's) and no torch.compile
+#: (compile=auto turns it on where bf16 is native, minutes of compiling per test). The bf16 path has tests
+#: of its own, run where the CPU computes bf16 natively.
+PINNED = dict(amp="none", compile="off")
+
+
+#: The test files that train or launch processes for minutes, started first so that pytest-xdist's two workers
+#: (whole files each, `--dist loadfile`, so that a module's shared runs are made once) end together.
+_LONG_FIRST = ("test_training.py", "test_distributed.py", "test_precision.py", "test_maxnorm.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(_LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: trains or launches processes for more than a few seconds; "
+                                       "`pytest -m 'not slow'` is the quick inner loop")
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +77,30 @@ def w16_onnx(w16_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("onnx") / "w16.onnx"
     export_onnx(str(w16_folder), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_lt(cifar_root):
+    """A small long-tailed slice of the real CIFAR-10 (IF 10, at most 300 per class: 1,222 images) and
+    a fixed 1,000-image test subset (the first 100 test images of every class)."""
+    from dataclasses import replace
+
+    from glmc_zoo.training.data import load_image_folder
+
+    data = load_image_folder(cifar_root, 32, imbalance_factor=10, split="standard", max_images_per_class=300)
+    keep = torch.cat([torch.nonzero(torch.as_tensor(data.test.targets) == c)[:100, 0] for c in range(10)]).numpy()
+    return replace(data, test=data.test.subset(keep))
+
+
+@pytest.fixture(scope="session")
+def tiny_lt(small_lt):
+    """The smallest data that still exercises every class: every 6th image of `small_lt` (204 images, each
+    class kept) and its first 20 test images per class (200)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    keep = np.arange(0, len(small_lt.train), 6)
+    test = np.concatenate([np.flatnonzero(small_lt.test.targets == c)[:20] for c in range(10)])
+    return replace(small_lt, train=small_lt.train.subset(keep), train_indices=small_lt.train_indices[keep],
+                   test=small_lt.test.subset(test))

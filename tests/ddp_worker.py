@@ -4,7 +4,7 @@ as the single-process reference).
     python tests/ddp_worker.py train CIFAR_ROOT OUT '{"epochs": 1, ...}' [--resume]
 
 trains on the first 256 images of a small long-tailed CIFAR-10 split and saves this rank's final
-state_dict as OUT/rank<r>.pt (and its pid as OUT/pid<r> at the start).
+state_dict as OUT/rank<r>.pt (and its pid as OUT.pid<r>, beside the run folder, at the start).
 
     python tests/ddp_worker.py bn OUT
 
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import PINNED
 from glmc_zoo.training.configs import apply_overrides, get_config
 from glmc_zoo.training.data import load_image_folder
 from glmc_zoo.training.loop import train
@@ -30,14 +31,14 @@ def main() -> None:
         return check_global_batchnorm(Path(sys.argv[2]))
     root, out, overrides = sys.argv[2], Path(sys.argv[3]), json.loads(sys.argv[4])
     rank = int(os.environ.get("RANK", "0"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"pid{rank}").write_text(str(os.getpid()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(f"{out.name}.pid{rank}").write_text(str(os.getpid()))  # beside: the run folder starts empty
     data = load_image_folder(root, 32, imbalance_factor=10, split="standard", max_images_per_class=100)
     keep = np.arange(256)  # 8 global batches of 32: equal slices on 2 ranks, nothing dropped
     data = replace(data, train=data.train.subset(keep), train_indices=data.train_indices[keep])
     keep_test = np.concatenate([np.flatnonzero(data.test.targets == c)[:10] for c in range(10)])
     data = replace(data, test=data.test.subset(keep_test))
-    base = dict(batch_size=32, lr=0.02, eval_every=100, imbalance_factor=10, max_images_per_class=100)
+    base = dict(batch_size=32, lr=0.02, eval_every=100, imbalance_factor=10, max_images_per_class=100, **PINNED)
     cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(base, **overrides))
 
     def save_rank(model: torch.nn.Module) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = str(ROOT / "tests" / "ddp_worker.py")
 # lr 0.001 and contiguous tensors: early training at the recipe's lr amplifies fp32 rounding chaotically,
@@ -97,15 +99,15 @@ def test_sync_batchnorm_equals_one_process_on_the_global_batches(runs):
 
 def test_sigterm_to_one_rank_stops_both_with_one_resumable_checkpoint(cifar_root, tmp_path):
     out = tmp_path / "run"
-    args = ("train", str(cifar_root), str(out), json.dumps(dict(CFG, epochs=5)))
+    args = ("train", str(cifar_root), str(out), json.dumps(dict(CFG, epochs=3)))
     proc = subprocess.Popen(_torchrun(*args), env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         deadline = time.monotonic() + 300
-        while not ((out / "train_log.jsonl").is_file() and (out / "pid1").is_file()):
+        while not ((out / "train_log.jsonl").is_file() and out.with_name("run.pid1").is_file()):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.2)
-        os.kill(int((out / "pid1").read_text()), signal.SIGTERM)  # rank 1 only; rank 0 saves
+        os.kill(int(out.with_name("run.pid1").read_text()), signal.SIGTERM)  # rank 1 only; rank 0 saves
         stdout, stderr = proc.communicate(timeout=300)
     finally:
         proc.kill()
@@ -113,12 +115,12 @@ def test_sigterm_to_one_rank_stops_both_with_one_resumable_checkpoint(cifar_root
     result = json.loads((out / "result0.json").read_text())
     state = torch.load(out / "checkpoint.pt", weights_only=True)
     assert result["interrupted"] and (state["epoch"], state["step"]) == (result["epoch"], result["step"])
-    assert state["epoch"] < 5 and json.loads((out / "result1.json").read_text()) == result  # both stopped there
+    assert state["epoch"] < 3 and json.loads((out / "result1.json").read_text()) == result  # both stopped there
     assert "stopped at epoch" in (out / "run.log").read_text() and not (out / "model").exists()
     assert not list(out.glob(".checkpoint.pt.tmp-*"))
 
     _run(_torchrun(*args, "--resume"))
-    assert len((out / "train_log.jsonl").read_text().splitlines()) == 5
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 3
     a, b = _state(out, 0), _state(out, 1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (out / "model" / "model.safetensors").is_file()
@@ -130,7 +132,8 @@ def test_the_cli_trains_with_two_ranks_stops_cleanly_and_resumes(tmp_path, cifar
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "glmc_zoo.cli",
            "train", "--config", "cifar10_lt_if100_w16_cpu", "--data-root", str(cifar_root), "--device", "cpu",
            "--output", str(out), "--no-progress", "--set", "epochs=3", "--set", "max_images_per_class=64",
-           "--set", "imbalance_factor=10", "--set", "batch_size=32", "--set", "test_per_class_limit=10"]
+           "--set", "imbalance_factor=10", "--set", "batch_size=32", "--set", "test_per_class_limit=10",
+           "--set", "amp=none", "--set", "compile=off"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300

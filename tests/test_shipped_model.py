@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import glmc_zoo
 from glmc_zoo.inference import DEFAULT_MODEL, Predictor
@@ -50,6 +51,7 @@ def test_accuracy_on_a_fixed_real_subset(cifar_root):
     assert abs(m["top1"] - card_top1) <= SUBSET_MARGIN
 
 
+@pytest.mark.slow
 def test_onnx_export_of_the_shipped_model_verifies(tmp_path, cifar_test_images):
     from glmc_zoo.export.onnx import export_onnx
 

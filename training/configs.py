@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, fields, replace
 
+from glmc_zoo._meta import NORMALIZATION
 from glmc_zoo.errors import ConfigError  # noqa: F401  (re-exported)
 
 
@@ -53,13 +55,74 @@ class TrainConfig:
     workers: int = 4  # DataLoader workers for file-based (ImageNet-sized) data
     amp: str = "auto"  # auto (bf16 where the device has native bf16 and it pays: CUDA, CPUs with AVX512-BF16/AMX) | bf16 | none
     channels_last: bool = True
-    compile: bool = False
+    # torch.compile of the training forward: auto (where measured to pay: CUDA, and CPUs training in native bf16;
+    # off for fp32 on a CPU, where it measured no gain) | on | off. A run-time choice: a run resumes with another.
+    compile: str = "auto"
     keep_best: bool = False  # also keep the best epoch's weights, labelled as selected on the test set
     # many ranks (torchrun): BatchNorm statistics over the global batch. Off as released (each rank's own slice)
     sync_bn: bool = False
+    # -- second stage (stage=maxnorm: docs/maxnorm.md) -----------------------------------------------------
+    stage: str = "glmc"  # glmc | maxnorm (fine-tune fc_cb of the --init model under a max-norm constraint)
+    init: str = ""  # the first stage: a finished run directory, a weights folder or a model name
+    maxnorm_thresh: float = 0.1  # radius = min + thresh * (max - min) of the first stage's fc_cb row norms
+    maxnorm_every: str = "epoch"  # epoch (as the weight-balancing code calls its PGD) | step (after every update)
+    maxnorm_bn: str = "train"  # train (BN statistics re-estimated, as released) | frozen (backbone in eval mode)
+    cb_beta: float = 0.9999  # the class-balanced loss's beta (effective number of samples)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+#: The allowed values of every key that takes one of a few words.
+CHOICES: dict[str, tuple[str, ...]] = dict(
+    dataset=("cifar10", "cifar100", "imagefolder", "imagenet_lt", "inat2018"),
+    split=("glmc", "glmc_with_replacement", "standard"),
+    normalization=("auto", *NORMALIZATION),
+    schedule=("cosine", "warmup_cosine", "warmup_cosine_as_released", "cosine_stepped_first"),
+    amp=("auto", "bf16", "none"),
+    compile=("auto", "on", "off"),
+    stage=("glmc", "maxnorm"),
+    maxnorm_every=("epoch", "step"),
+    maxnorm_bn=("train", "frozen"),
+)
+#: The valid range of every numeric key: (lowest, highest, whether the lowest itself is allowed).
+RANGES: dict[str, tuple[float, float, bool]] = dict(
+    imbalance_factor=(1, math.inf, True), max_images_per_class=(0, math.inf, True), image_size=(1, 4096, True),
+    test_per_class_limit=(0, math.inf, True), holdout=(0, 1, True), epochs=(1, 100_000, True),
+    batch_size=(1, 1_000_000, True), lr=(0, 100, False), momentum=(0, 1, True), weight_decay=(0, 100, True),
+    resample_weighting=(0, 100, True), label_weighting=(0, 100, True), contrast_weight=(0, 1_000_000, True),
+    mix_beta=(0, 1_000_000, True), warmup_epochs=(0, 100_000, True), eval_every=(1, 100_000, True),
+    workers=(0, 1024, True), maxnorm_thresh=(0, 1, True), cb_beta=(0, 1, True),
+)
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Every value that cannot make sense is refused here, when the config is made (before any data
+    is read), naming the key, the value and what is allowed."""
+    for key, allowed in CHOICES.items():
+        value = getattr(cfg, key)
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"{key}={value!r}{hint}: allowed values are {', '.join(allowed)}")
+    for key, (low, high, low_ok) in RANGES.items():
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r}: expected a number")
+        ok = math.isfinite(value) or (value == math.inf and high == math.inf)
+        if not ok or value > high or value < low or (value == low and not low_ok):
+            lo = f"{'>=' if low_ok else '>'} {low:g}"
+            raise ConfigError(f"{key}={value!r}: give a number {lo}" + (f" and <= {high:g}" if high < math.inf else ""))
+    if cfg.holdout >= 1:
+        raise ConfigError(f"holdout={cfg.holdout!r}: give the held-out fraction of each class, 0 <= holdout < 1")
+    if not cfg.model.startswith("glmc_"):
+        raise ConfigError(f"model={cfg.model!r}: a GLMC architecture is needed (glmc_resnet32_w16, glmc_resnet32, "
+                          f"glmc_resnet50, glmc_resnext50_32x4d); `glmc-zoo list` shows them")
+    if cfg.stage == "maxnorm" and cfg.maxnorm_thresh >= 1:
+        raise ConfigError(f"maxnorm_thresh={cfg.maxnorm_thresh!r}: give 0 <= thresh < 1 (1 leaves every row inside)")
 
 
 _LARGE = dict(model="glmc_resnext50_32x4d", image_size=224, imbalance_factor=1.0, schedule="warmup_cosine",
@@ -97,6 +160,19 @@ def _w16_run(imb: int, q: float, tau: float, w: float) -> TrainConfig:
                                                   "the JPEG-stored images")
 
 
+def _maxnorm(first: TrainConfig) -> TrainConfig:
+    """The MaxNorm stage on `first`'s data, as the weight-balancing code's second-stage demo runs it: 10 epochs,
+    batch 64, SGD lr 0.01, momentum 0.9, weight decay 0.1, cosine stepped before each epoch, class-balanced loss
+    (beta 0.9999), threshold 0.1, the projection once per epoch."""
+    return replace(first, name=f"{first.name}_maxnorm", stage="maxnorm", epochs=10, batch_size=64, lr=0.01,
+                   momentum=0.9, weight_decay=0.1, schedule="cosine_stepped_first", eval_every=1, maxnorm_thresh=0.1,
+                   maxnorm_every="epoch", maxnorm_bn="train", cb_beta=0.9999,
+                   reference=f"stage 2 of Alshammari et al. (CVPR 2022), ShadeAlsha/LTR-weight-balancing "
+                             f"demo2_second-stage-training: fc_cb only, CB softmax loss beta 0.9999, SGD lr 0.01 "
+                             f"wd 0.1, 10 epochs, batch 64, MaxNorm thresh 0.1 projected per epoch; on the data "
+                             f"of {first.name} (docs/maxnorm.md)")
+
+
 _CONFIGS: dict[str, TrainConfig] = {
     c.name: c
     for c in [
@@ -130,6 +206,10 @@ _CONFIGS: dict[str, TrainConfig] = {
                 reference="your own DIR/train,test/<class>/ (or DIR/<class>/ with holdout) at 32 px, as it is; "
                           "hyper-parameters of cifar10_lt_if100 on glmc_resnet32_w16",
                 dataset="imagefolder", imbalance_factor=1.0, model="glmc_resnet32_w16"),
+        # GLMC + MaxNorm (issue 22, docs/maxnorm.md): the weight-balancing second stage on a finished width-16 run,
+        # with the hyper-parameters of that paper's CIFAR stage 2; start it with --init RUN_OR_WEIGHTS.
+        *(_maxnorm(_w16_run(imb, q, tau, w)) for imb, q, tau, w in ((100, 0.0, 1.2, 1.0), (50, 0.0, 1.2, 1.0),
+                                                                     (10, 0.2, 1.0, 2.0))),
         replace(_large_run("imagenet_lt", "imagenet_lt", "ImageNet-LT", 135, 120, 2e-4), name="imagefolder_224",
                 reference="your own DIR/train,test/<class>/ (or DIR/<class>/ with holdout) at 224 px, as it is; "
                           "hyper-parameters of imagenet_lt on glmc_resnext50_32x4d",
@@ -187,7 +267,21 @@ def _split_kv(item: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+#: Keys that choose how a run computes, not what: a run may resume with other values of these.
+RUNTIME_KEYS = ("compile", "workers")
+
+
 def config_from_dict(d: dict) -> TrainConfig:
-    """Rebuild a config saved in a run directory or checkpoint (unknown keys are errors)."""
-    return apply_overrides(TrainConfig(), {k: v for k, v in d.items()})
+    """Rebuild a config saved in a run directory or checkpoint (unknown keys are errors). A run saved
+    before `compile` took auto/on/off has it as a boolean."""
+    d = dict(d)
+    if isinstance(d.get("compile"), bool):
+        d["compile"] = "on" if d["compile"] else "off"
+    return apply_overrides(TrainConfig(), d)
+
+
+def config_difference(saved: TrainConfig, cfg: TrainConfig) -> dict:
+    """{key: (saved, now)} of the keys that a resumed run must keep (all but `RUNTIME_KEYS`)."""
+    return {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items()
+            if k not in RUNTIME_KEYS and getattr(cfg, k) != v}
 

@@ -10,6 +10,8 @@ live in their own modules.
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import shlex
 import sys
@@ -21,9 +23,9 @@ import numpy as np
 import torch
 from glmc_zoo.training.batches import Batcher, epoch_plan
 from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, checkpoint_state, load_checkpoint, save_checkpoint
-from glmc_zoo.training.configs import TrainConfig, config_from_dict
+from glmc_zoo.training.configs import TrainConfig, config_difference, config_from_dict
 from glmc_zoo.training.data import LongTailedData, load_data
-from glmc_zoo.training.distributed import Ranks, convert_sync_batchnorm, init_from_env, two_view_forward
+from glmc_zoo.training.distributed import Ranks, convert_sync_batchnorm, init_from_env, rank_world, two_view_forward
 from glmc_zoo.training.method import (
     class_weights,
     cumulative_alpha,
@@ -38,9 +40,11 @@ from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_clas
 from glmc_zoo.training.report import started_command
 
 from glmc_zoo._meta import __version__
+from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 
-__all__ = ["TrainError", "cpu_has_native_bf16", "glmc_step", "resolve_device", "resolve_precision", "train"]
+__all__ = ["TrainError", "cpu_has_native_bf16", "glmc_step", "resolve_compile", "resolve_device", "resolve_precision",
+           "train"]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -72,6 +76,26 @@ def resolve_precision(amp: str, device: torch.device, resumed: str | None = None
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16", "amp=auto: CPU with native bf16 (AVX512-BF16/AMX)"
     return "fp32", f"amp=auto: no native bf16 on this {device.type} (set amp=bf16 to force it)"
+
+
+def resolve_compile(setting: str, device: torch.device, precision: str) -> tuple[bool, str]:
+    """`compile` (auto | on | off) -> (whether to torch.compile the training forward, why).
+
+    auto decides by what was measured side by side (benchmarks/train_throughput.py, width 16):
+    on CUDA, and on a CPU training in native bf16 (Xeon with AMX, batch 128: compiled 345 img/s
+    against 272 eager) it pays; in fp32 on a CPU it does not (AMD EPYC, AVX2, batch 64: the compiled
+    GLMC step 0.97x the eager one, after about 2 minutes of compiling), so it stays off there.
+    """
+    if setting == "on":
+        return True, "compile=on"
+    if setting == "off":
+        return False, "compile=off"
+    if device.type == "cuda":
+        return True, "compile=auto: CUDA"
+    if device.type == "cpu" and precision == "bf16" and cpu_has_native_bf16():
+        return True, "compile=auto: a CPU training in native bf16, where it was measured to pay"
+    return False, (f"compile=auto: off for {precision} on this {device.type}, where it was measured not to pay "
+                   f"(set compile=on to force it)")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -140,15 +164,69 @@ def train(
     return value is that evaluation with `stopped_after=N`.
     """
     out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     dev = resolve_device(init_from_env(device))
     owns_group = owns_group and torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
-        return _train(cfg, out, dev, resume, progress, download, command, should_stop, data, on_trained, stop_after)
+        with RunFolder(out, resume, writer=rank_world()[0] == 0):
+            return _train(cfg, out, dev, resume, progress, download, command, should_stop, data, on_trained, stop_after)
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
+
+
+class RunFolder:
+    """The run directory, claimed for one writer: it must be new or empty, or be the run `--resume`
+    continues; anything else (a finished run, a weights folder, someone's files) is refused before a
+    byte is written. While the run lasts, an exclusive lock (`flock` on `.glmc-zoo.lock`, released by
+    the kernel when the process ends, however it ends) keeps a second `train` out of the folder."""
+
+    LOCK = ".glmc-zoo.lock"
+
+    def __init__(self, out: Path, resume, writer: bool = True):
+        self.out, self.resume, self.writer, self._fd = out, resume, writer, None
+
+    def __enter__(self) -> RunFolder:
+        if not self.writer:  # other ranks write nothing here
+            return self
+        out = self.out
+        if out.exists() and not out.is_dir():
+            raise TrainError(f"--output {out}: a file, not a folder. Give a folder for the run.")
+        resuming_here = self.resume is not None and Path(self.resume).resolve() in (out.resolve(),
+                                                                                     (out / CKPT_NAME).resolve())
+        if out.is_dir() and not resuming_here:
+            held = sorted(p.name for p in out.iterdir() if p.name != self.LOCK)
+            if held:
+                if (out / CKPT_NAME).is_file() and (out / "model").is_dir():
+                    what = "a finished run"
+                    fix = "give another --output (a new folder) for a new run"
+                elif (out / CKPT_NAME).is_file():
+                    what = "a run in progress"
+                    fix = f"continue it with --resume {out}, or give another --output"
+                else:
+                    what = f"files this run did not write ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''})"
+                    fix = "give another --output (a new or empty folder)"
+                raise TrainError(f"--output {out} holds {what}: nothing was written there; {fix}")
+        out.mkdir(parents=True, exist_ok=True)
+        import fcntl
+
+        self._fd = os.open(out / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            self._fd = None
+            raise TrainError(f"--output {out}: another glmc-zoo train (pid {other}) is writing this run; wait for it "
+                             f"to end (or stop it), or give another --output") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock; the empty lock file stays (removing it would race a new writer)
+            self._fd = None
 
 
 def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
@@ -159,13 +237,16 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     import glmc_zoo  # noqa: F401
     from glmc_zoo.hub import save_pretrained
 
+    if cfg.stage == "maxnorm":
+        from glmc_zoo.training.maxnorm import train_maxnorm
+
+        return train_maxnorm(cfg, out, dev, resume, progress, download, command, should_stop, data, stop_after, _log)
     ranks = Ranks()
     state = None
     if resume:
         state = load_checkpoint(resume)
-        saved = config_from_dict(state["config"])
-        if saved != cfg:
-            diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
+        diff = config_difference(config_from_dict(state["config"]), cfg)
+        if diff:
             raise TrainError(f"--resume: the checkpoint was made with a different config: {diff}. "
                              f"Resume with the same --config and --set values.")
     done = state["epoch"] if state else 0
@@ -177,8 +258,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     counts = torch.tensor(data.class_counts)
     num_classes = len(data.classes)
     if ranks.is_main:
-        (out / "config.json").write_text(json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__), indent=2))
-        (out / "split.json").write_text(json.dumps(dict(
+        write_text_atomic(out / "config.json", json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__), indent=2))
+        write_text_atomic(out / "split.json", json.dumps(dict(
             dataset=cfg.dataset, split=cfg.split, seed=cfg.seed, imbalance_factor=cfg.imbalance_factor,
             classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist(),
             **(dict(holdout=cfg.holdout, test_files=data.test_files) if data.test_files is not None else {}))))
@@ -208,15 +289,16 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     fwd = two_view_forward(model, dev, ranks.world)  # DDP: every rank now holds rank 0's weights
     if ranks.world > 1:  # in-process file augmentation draws from the global RNG: one stream per rank
         torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
-    if cfg.compile:
-        fwd = torch.compile(fwd)
     precision, why = resolve_precision(cfg.amp, dev, resumed=state.get("precision") if state else None)
     use_bf16 = precision == "bf16"
+    compiled, why_compile = resolve_compile(cfg.compile, dev, precision)
+    if compiled:
+        fwd = torch.compile(fwd)
     if ranks.is_main:
         procs = "1 process" if ranks.world == 1 else (
             f"{ranks.world} ranks (DDP, BatchNorm {'synchronised' if cfg.sync_bn else 'per rank'})")
-        _log(out, f"precision {precision} ({why}); device {dev}; {procs}; torch {torch.__version__}; "
-                  f"{torch.get_num_threads()} threads", progress)
+        _log(out, f"precision {precision} ({why}); {'compiled' if compiled else 'eager'} ({why_compile}); device {dev}; "
+                  f"{procs}; torch {torch.__version__}; {torch.get_num_threads()} threads", progress)
 
     batcher = Batcher(data, cfg.image_size, cfg.workers, dev, ranks.rank, ranks.world)
     sample_w = class_weights(counts, cfg.resample_weighting)[torch.as_tensor(data.train.targets)]
@@ -243,9 +325,17 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             bar = _progress(len(plan), first, f"epoch {epoch + 1}/{cfg.epochs}", progress and ranks.is_main)
             batches, done = _ImageErrors(batcher.epoch(plan, first, step_gen, aug_seed=cfg.seed * 7919 + epoch)), first
             for step, (views_u, views_r, y_u, y_r) in enumerate(batches, start=first):
+                t_step = time.perf_counter()
                 losses = glmc_step(fwd, optimizer, views_u, views_r, y_u, y_r, label_w, alpha, mix_beta=cfg.mix_beta,
                                    contrast_weight=cfg.contrast_weight, generator=step_gen,
                                    memory_format=memory_format, use_bf16=use_bf16)
+                if compiled and step == first and epoch == start_epoch and ranks.is_main:
+                    _log(out, f"first compiled step (compiling included): {time.perf_counter() - t_step:.1f} s", progress)
+                # a diverging run stops at once: no checkpoint or model is written from it (on the CPU the check
+                # costs nothing; on a GPU it synchronises, so it runs every 50 steps; with many ranks, at the
+                # epoch's end, on the all-reduced sums, so that all ranks stop together)
+                if ranks.world == 1 and (dev.type == "cpu" or step % 50 == 0) and not math.isfinite(float(losses["loss"])):
+                    _diverged(out, epoch, step, float(losses["loss"]), progress)
                 b = len(y_u)
                 for k in ("loss", "bal", "rebal", "sim"):  # device tensors: no host sync per step
                     sums[k] = sums[k] + losses[k] * b
@@ -282,6 +372,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             secs = time.perf_counter() - t0
             seen = ranks.sum(seen)  # images seen by all ranks together
             sums = ranks.sum_floats(sums)
+            if not math.isfinite(sums["loss"]) or not all(torch.isfinite(p).all() for p in model.parameters()):
+                _diverged(out, epoch, done - 1, sums["loss"], progress)
             ranks.broadcast_buffers(model)
             epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images=seen, images_per_s=seen / max(secs, 1e-9),
                              seconds=secs, **{k: sums[k] / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
@@ -331,7 +423,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
                 f.write(json.dumps(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
         _plot_curves(out)
     final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
-    (out / "metrics.json").write_text(json.dumps(final, indent=2))
+    write_text_atomic(out / "metrics.json", json.dumps(final, indent=2))
     plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
     plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
     measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
@@ -346,6 +438,17 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         command=started_command(out) or command or "", recipe=cfg.reference or cfg.name,
         data=_describe_data(cfg, data)))
     return final
+
+
+def _diverged(out: Path, epoch: int, step: int, loss: float, echo: bool) -> None:
+    """Stop a run whose loss or weights are no longer finite, keeping the last good checkpoint."""
+    ckpt = out / CKPT_NAME
+    kept = (f"the last good checkpoint ({ckpt}, end of epoch {int(load_checkpoint(ckpt)['epoch'])}) is kept"
+            if ckpt.is_file() else "no checkpoint was written")
+    msg = (f"the run diverged at epoch {epoch + 1}, step {step + 1} (loss {loss}): it stopped, {kept}, and no model "
+           f"was saved. Lower lr (or check the data), then start again")
+    _log(out, msg, echo)
+    raise TrainError(msg)
 
 
 def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:

@@ -99,6 +99,8 @@ def lr_at_epoch(epoch: int, epochs: int, base_lr: float, schedule: str, warmup_e
     """Learning rate of (0-based) `epoch`.
 
     - "cosine": CIFAR, cosine annealing to 0 over `epochs`, stepped once per epoch.
+    - "cosine_stepped_first": cosine over `epochs` with the scheduler stepped before each epoch, as the
+      weight-balancing second stage runs it: epoch e at the value of e + 1, the last epoch at 0.
     - "warmup_cosine": linear warm-up (e + 1) / W for W epochs, then cosine over the rest.
     - "warmup_cosine_as_released": the released ImageNet-LT / iNat schedule, whose update runs after
       each epoch: epoch 0 at the base rate, epochs 1..W at (e + 1) / W of it (so epoch W at 1.1x),
@@ -106,6 +108,8 @@ def lr_at_epoch(epoch: int, epochs: int, base_lr: float, schedule: str, warmup_e
     """
     if schedule == "cosine":
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    if schedule == "cosine_stepped_first":
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch + 1) / epochs))
     if schedule == "warmup_cosine":
         if epoch < warmup_epochs:
             return base_lr * (epoch + 1) / warmup_epochs
@@ -118,4 +122,5 @@ def lr_at_epoch(epoch: int, epochs: int, base_lr: float, schedule: str, warmup_e
             return base_lr * (epoch + 1) / warmup_epochs
         t = (epoch - warmup_epochs - 1) / max(1, epochs - warmup_epochs - 1)
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * t))
-    raise ValueError(f"unknown schedule {schedule!r}: use cosine, warmup_cosine or warmup_cosine_as_released")
+    raise ValueError(f"unknown schedule {schedule!r}: use cosine, cosine_stepped_first, warmup_cosine or "
+                     f"warmup_cosine_as_released")

@@ -1,0 +1,207 @@
+"""glmc-zoo in careless and hostile hands: nothing the user did not ask to replace is deleted or overwritten,
+values that cannot make sense are refused when parsed, a diverging run saves nothing, one writer a run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import PINNED
+from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
+from glmc_zoo.training.loop import TrainError, train
+from typer.testing import CliRunner
+
+from glmc_zoo.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _cfg(**kw):
+    return apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(dict(epochs=1, batch_size=32, **PINNED), **kw))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _users_folder(tmp_path: Path) -> Path:
+    mine = tmp_path / "mine"
+    (mine / "photos").mkdir(parents=True)
+    (mine / "notes.txt").write_text("my notes")
+    (mine / "photos" / "a.jpg").write_bytes(b"\xff\xd8 not really")
+    return mine
+
+
+@pytest.mark.parametrize("key, value", [
+    ("schedule", "cosin"), ("amp", "fp17"), ("split", "nope"), ("normalization", "nope"), ("compile", "yes please"),
+    ("lr", "nan"), ("lr", "0"), ("lr", "-0.1"), ("lr", "inf"), ("epochs", "0"), ("epochs", "-3"), ("batch_size", "0"),
+    ("weight_decay", "-1"), ("momentum", "1.5"), ("image_size", "0"), ("holdout", "1"), ("holdout", "-0.2"),
+    ("imbalance_factor", "0.5"), ("eval_every", "0"), ("workers", "-1"), ("model", "resnet18"), ("epochs", "1e9"),
+])
+def test_values_that_cannot_make_sense_are_refused_when_parsed(key, value):
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(get_config("cifar10_lt_if100_w16"), [f"{key}={value}"])
+    assert key in str(e.value) and (value in str(e.value) or "expected" in str(e.value))
+
+
+def test_the_cli_refuses_them_before_reading_any_data(tmp_path):
+    missing = tmp_path / "no_such_data"  # never read: the value is refused first
+    for extra in (["--set", "schedule=cosin"], ["--set", "lr=nan"], ["--set", "epochs=0"], ["--device", "foo"],
+                  ["--data-root", ""], ["--set", "model=resnet18"]):
+        r = run("train", "-c", "imagefolder_32", "--data-root", missing, "-o", tmp_path / "r", *extra) \
+            if "--data-root" not in extra else run("train", "-c", "imagefolder_32", "-o", tmp_path / "r", *extra)
+        assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output, (extra, r.output)
+        assert not (tmp_path / "r").exists()
+    r = run("train", "-c", "imagefolder_32", "--data-root", missing, "--set", "schedule=cosin")
+    assert "schedule='cosin' (did you mean cosine?): allowed values are cosine" in r.output
+
+
+def test_a_diverging_run_stops_at_once_and_saves_no_model(tmp_path, tiny_lt):
+    out = tmp_path / "run"
+    with pytest.raises(TrainError, match=r"diverged at epoch 2, step \d+ .*last good checkpoint .*end of epoch 1"):
+        train(_cfg(epochs=3, lr=100.0, eval_every=10), out, device="cpu", progress=False, data=tiny_lt,
+              should_stop=_poison_after_epoch_one(out))
+    assert not (out / "model").exists() and "diverged" in (out / "run.log").read_text()
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the last good one stays
+    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1]
+
+
+def _poison_after_epoch_one(out: Path):
+    """Feed a NaN image into epoch 2 by writing it into the in-memory data the run holds: the run sees real
+    non-finite input, as a corrupt file or an exploding learning rate gives it."""
+    state = {}
+
+    def hook(epoch, step):
+        if epoch == 1 and not state:
+            import gc
+            import warnings
+
+            from glmc_zoo.training.batches import Batcher
+
+            with warnings.catch_warnings():  # isinstance() on every live object touches deprecated torch names
+                warnings.simplefilter("ignore")
+                batchers = [obj for obj in gc.get_objects() if isinstance(obj, Batcher)]
+            for b in batchers:
+                b.mean.fill_(float("nan"))  # normalisation then makes every later input NaN
+            state["done"] = True
+        return False
+
+    return hook
+
+
+def test_convert_never_deletes_a_folder_of_someones_files(tmp_path, w16_folder):
+    mine = _users_folder(tmp_path)
+    before = _snapshot(mine)
+    ckpt = tmp_path / "ckpt.pth.tar"
+    from safetensors.torch import load_file
+
+    torch.save({"state_dict": load_file(w16_folder / "model.safetensors")}, ckpt)
+    r = run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", mine)
+    assert r.exit_code == 2 and "not a glmc-zoo weights folder" in r.output and "Traceback" not in r.output
+    assert _snapshot(mine) == before
+    r = run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", mine / "notes.txt")
+    assert r.exit_code == 2 and "is a file" in r.output and _snapshot(mine) == before
+    out = tmp_path / "weights"  # an earlier weights folder of its own is replaced, as asked
+    assert run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", out).exit_code == 0
+    assert run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", out).exit_code == 0
+
+
+def test_train_writes_only_into_a_new_folder_or_the_run_it_resumes(tmp_path, tiny_lt, w16_folder):
+    mine = _users_folder(tmp_path)
+    before = _snapshot(mine)
+    with pytest.raises(TrainError, match="files this run did not write .*notes.txt"):
+        train(_cfg(), mine, device="cpu", progress=False, data=tiny_lt)
+    assert _snapshot(mine) == before
+    weights = _snapshot(w16_folder)
+    with pytest.raises(TrainError, match="files this run did not write"):
+        train(_cfg(), w16_folder, device="cpu", progress=False, data=tiny_lt)
+    assert _snapshot(w16_folder) == weights
+    done = tmp_path / "done"
+    train(_cfg(), done, device="cpu", progress=False, data=tiny_lt)
+    model = _snapshot(done / "model")
+    with pytest.raises(TrainError, match="holds a finished run: .*another --output"):
+        train(_cfg(), done, device="cpu", progress=False, data=tiny_lt)
+    assert _snapshot(done / "model") == model
+    part = tmp_path / "part"
+    train(_cfg(epochs=2), part, device="cpu", progress=False, data=tiny_lt, stop_after=1)
+    with pytest.raises(TrainError, match=f"holds a run in progress: .*--resume {part}"):
+        train(_cfg(epochs=2), part, device="cpu", progress=False, data=tiny_lt)
+
+
+@pytest.mark.slow
+def test_two_writers_never_share_a_run_folder(tmp_path, cifar_root):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "glmc_zoo.cli", "train", "-c", "cifar10_lt_if100_w16_cpu", "--data-root",
+           str(cifar_root), "-o", str(out), "--no-progress", "--set", "epochs=50", "--set", "max_images_per_class=20",
+           "--set", "imbalance_factor=10", "--set", "test_per_class_limit=5", "--set", "amp=none",
+           "--set", "compile=off"]
+    first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "train_log.jsonl").is_file():  # the first run holds the folder
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.2)
+        second = subprocess.run(cmd + ["--resume", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+        assert second.returncode == 2 and "another glmc-zoo train (pid " in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=120)
+    # the lock died with its holder (SIGTERM saved a checkpoint): the run continues in a new process
+    done = int(torch.load(out / "checkpoint.pt", weights_only=True)["epoch"])
+    r = subprocess.run(cmd + ["--resume", str(out), "--stop-after", str(done + 1)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_failed_write_leaves_the_previous_file_whole_and_no_temporary(tmp_path):
+    from glmc_zoo.atomic import write_text_atomic
+
+    out = tmp_path / "out.json"
+    write_text_atomic(out, '{"a": 1}')
+    with pytest.raises(UnicodeEncodeError):  # fails half-way through writing the new text
+        write_text_atomic(out, '{"b": "' + "x" * 100_000 + "\ud800" + '"}')
+    assert out.read_text() == '{"a": 1}' and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    with pytest.raises(OSError) as e:  # a part of the path is a file: the error names the target
+        write_text_atomic(out / "x.json", "{}")
+    assert str(out) in str(e.value.filename)
+
+
+def test_cli_outputs_are_replaced_whole(tmp_path, cifar_test_images, w16_folder):
+    out = tmp_path / "preds.json"
+    out.write_text("previous")
+    paths = cifar_test_images[0][:3]
+    r = run("predict", "-m", w16_folder, *paths, "--format", "json", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(out.read_text())) == 3 and [p.name for p in tmp_path.iterdir()] == ["preds.json"]
+    r = run("predict", "-m", w16_folder, *paths, "-o", tmp_path / "preds.json" / "inside.json")
+    assert r.exit_code == 2 and "Traceback" not in r.output and "preds.json" in r.output
+
+
+def test_images_that_pass_the_pixel_count_but_would_explode_are_that_images_error(tmp_path, cifar_test_images):
+    from PIL import Image
+
+    from glmc_zoo.inference import Predictor
+
+    strip = tmp_path / "strip.png"
+    Image.new("L", (3_000_000, 1)).save(strip)  # a few KB, 3M pixels: resizing it would take gigabytes
+    tall = tmp_path / "tall.png"
+    Image.new("RGB", (2, 500)).save(tall)
+    good = cifar_test_images[0][0]
+    results = Predictor(backend="torch").predict([good, str(strip), str(tall), good, Image.new("RGB", (0, 0))],
+                                                 top_k=1)
+    assert [r.error is None for r in results] == [True, False, False, True, False]
+    assert "3000000x1 pixels" in results[1].error and "refused" in results[1].error
+    assert "2x500 pixels, more than 100:1" in results[2].error
+    assert "0x0 pixels: an empty image" in results[4].error
+    assert results[0].predictions == results[3].predictions  # the rest of the batch is classified as before

@@ -1,0 +1,283 @@
+"""GLMC + MaxNorm: the second stage of "Long-tailed recognition via weight balancing" (Alshammari et
+al., CVPR 2022) on a finished GLMC model. docs/maxnorm.md says what was taken from where.
+
+The stage fine-tunes the inference head `fc_cb` (weight and bias) of a trained GLMC model, every
+other parameter frozen, with the class-balanced softmax loss (Cui et al., CVPR 2019; beta 0.9999),
+SGD with weight decay, and a max-norm constraint on each class's weight row, enforced by projected
+gradient descent: a row whose L2 norm exceeds the layer's threshold is scaled back onto the ball;
+rows inside are left as they are. The threshold is set once from the first stage's rows:
+min + thresh * (max - min) of their norms.
+
+Pure functions first (tested against direct computations), then the run, which shares the GLMC
+trainer's data, checkpoints, signals, evaluation and run-directory files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from glmc_zoo.training.batches import Batcher, epoch_plan
+from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, load_checkpoint, save_checkpoint
+from glmc_zoo.training.configs import TrainConfig, config_from_dict
+from glmc_zoo.training.data import LongTailedData, load_data
+from glmc_zoo.training.method import lr_at_epoch
+
+from glmc_zoo._meta import __version__
+from glmc_zoo.atomic import write_text_atomic
+from glmc_zoo.errors import TrainError
+
+#: The parameters stage 2 trains (the inference head); everything else is frozen.
+HEAD = "fc_cb"
+
+
+# ---------------------------------------------------------------------------------------------
+# The method, as pure functions
+# ---------------------------------------------------------------------------------------------
+
+
+def effective_number_weights(counts: torch.Tensor, beta: float) -> torch.Tensor:
+    """Class-balanced weights (1 - beta) / (1 - beta^n_c), normalised to sum to C. (C,) -> (C,)."""
+    n = counts.double().clamp_min(1)
+    w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), n))
+    return (w / w.sum() * counts.numel()).float()
+
+
+def cb_softmax_loss(logits: torch.Tensor, targets: torch.Tensor, class_w: torch.Tensor) -> torch.Tensor:
+    """The class-balanced "softmax" loss as the weight-balancing code computes it: binary
+    cross-entropy between softmax(logits) and the one-hot targets, each row weighted by its true
+    class's weight, averaged over all B * C entries. (B, C), (B,) int, (C,) -> ()."""
+    onehot = F.one_hot(targets, logits.shape[1]).float()
+    w = class_w[targets].unsqueeze(1).expand_as(onehot)
+    return F.binary_cross_entropy(logits.float().softmax(dim=1), onehot, weight=w)
+
+
+def maxnorm_threshold(weight: torch.Tensor, thresh: float) -> float:
+    """The layer's radius: min + thresh * (max - min) of the row norms of `weight` (C, D)."""
+    norms = torch.linalg.vector_norm(weight.detach().double().reshape(len(weight), -1), dim=1)
+    return float(norms.min() + thresh * (norms.max() - norms.min()))
+
+
+@torch.no_grad()
+def project_rows_(weight: torch.Tensor, radius: float) -> int:
+    """In place: every row of `weight` whose L2 norm exceeds `radius` is scaled onto the ball of
+    that radius; rows inside are not touched. Returns how many rows were projected."""
+    flat = weight.reshape(len(weight), -1)
+    norms = torch.linalg.vector_norm(flat, dim=1)
+    out = norms > radius
+    if out.any():
+        flat[out] = flat[out] * (radius / norms[out]).unsqueeze(1)
+    return int(out.sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_init(ref: str) -> tuple[str, dict]:
+    """The first stage given as a finished run directory or a weights folder (or any model
+    reference) -> (model reference to load, its config.json's `glmc` block or {})."""
+    from glmc_zoo.hub import read_config
+
+    if not ref:
+        raise TrainError("stage maxnorm starts from a trained GLMC model: give --init RUN_OR_WEIGHTS (a finished "
+                         "run directory, a weights folder or a model name such as "
+                         "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg)")
+    path = Path(ref)
+    if path.is_dir() and (path / "checkpoint.pt").is_file() and not (path / "model.safetensors").is_file():
+        if not (path / "model" / "model.safetensors").is_file():
+            raise TrainError(f"--init {ref}: this run has not finished (no {path / 'model'}); finish it with "
+                             f"--resume {ref}, or give a weights folder")
+        path = path / "model"
+    if path.is_dir():
+        try:
+            return str(path), dict(read_config(path).get("glmc") or {})
+        except Exception as e:  # a damaged folder: the loader below names what is wrong
+            raise TrainError(f"--init {ref}: not a glmc-zoo weights folder ({e})") from e
+    return ref, {}
+
+
+def load_first_stage(ref: str) -> tuple[torch.nn.Module, dict]:
+    from glmc_zoo.errors import ModelLoadError
+    from glmc_zoo.hub import create_model
+    from glmc_zoo.models import WEIGHTS
+
+    src, glmc = resolve_init(ref)
+    try:
+        model = create_model(src)
+    except ModelLoadError as e:
+        raise TrainError(f"--init {ref}: {e}") from e
+    if not hasattr(model, HEAD) or not hasattr(model, "forward_train"):
+        raise TrainError(f"--init {ref}: {type(model).__name__} is not a GLMC model (no {HEAD} head)")
+    if not glmc and src in WEIGHTS:  # a registered (bundled) weight set: its record has what the card needs
+        ws = WEIGHTS[src]
+        glmc = dict(measured=dict(ws.metrics), class_counts=list(ws.class_counts or []) or None)
+    return model, glmc
+
+
+def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
+                  command: str | None, should_stop: Callable[[int, int], bool] | None, data: LongTailedData | None,
+                  stop_after: int | None, log: Callable[[Path, str, bool], None]) -> dict:
+    """The MaxNorm stage as `cfg` says, from `cfg.init`, into the run directory `out`."""
+    from glmc_zoo.training.loop import _evaluate, _plot_curves, resolve_precision
+
+    from glmc_zoo.hub import save_pretrained
+
+    state = None
+    if resume:
+        state = load_checkpoint(resume)
+        saved = config_from_dict(state["config"])
+        if saved != cfg:
+            diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
+            raise TrainError(f"--resume: the checkpoint was made with a different config: {diff}. "
+                             f"Resume with the same --config, --init and --set values.")
+    done = state["epoch"] if state else 0
+    if stop_after is not None and not done < stop_after <= cfg.epochs:
+        raise TrainError(f"--stop-after {stop_after}: give an epoch after the {done} already complete and at most "
+                         f"the schedule's {cfg.epochs}")
+    model, first_glmc = load_first_stage(cfg.init)
+    data = data or load_data(cfg, download=download)
+    if first_glmc.get("class_counts") and list(first_glmc["class_counts"]) != list(data.class_counts):
+        raise TrainError(f"--init {cfg.init}: the first stage was trained on class counts {first_glmc['class_counts']}, "
+                         f"this config's data has {data.class_counts}: give the config of the data it was trained on")
+    if model.pretrained_cfg.get("num_classes", len(data.classes)) != len(data.classes):
+        raise TrainError(f"--init {cfg.init}: {model.pretrained_cfg['num_classes']} classes, the data has "
+                         f"{len(data.classes)}")
+    write_text_atomic(out / "config.json", json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__), indent=2))
+    write_text_atomic(out / "split.json", json.dumps(dict(
+        dataset=cfg.dataset, split=cfg.split, seed=cfg.seed, imbalance_factor=cfg.imbalance_factor,
+        classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist())))
+    if command and state is None:
+        (out / "command.txt").write_text(command + "\n")
+    elif command:
+        log(out, f"resumed at epoch {state['epoch'] + 1}, step {state['step']}: {command}", progress)
+
+    head = getattr(model, HEAD)
+    radius = maxnorm_threshold(head.weight, cfg.maxnorm_thresh)  # from the first stage's rows, set once
+    for p in model.parameters():
+        p.requires_grad_(False)
+    active = [head.weight, head.bias]
+    for p in active:
+        p.requires_grad_(True)
+    model.to(dev)
+    optimizer = torch.optim.SGD(active, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    start_epoch, start_step, gen_state, running = 0, 0, None, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, start_step = state["epoch"], state["step"]
+        gen_state, running = state.get("gen_state"), state.get("running")
+        radius = float(state["maxnorm_radius"])
+    precision, why = resolve_precision(cfg.amp, dev, resumed=state.get("precision") if state else None)
+    use_bf16 = precision == "bf16"
+    log(out, f"stage maxnorm from {cfg.init}: training {HEAD}.weight and {HEAD}.bias only (every other parameter "
+             f"frozen; BatchNorm statistics {'updated (train mode, as released)' if cfg.maxnorm_bn == 'train' else 'frozen'}"
+             f"); max-norm radius {radius:.6f} (thresh {cfg.maxnorm_thresh}), projected after every "
+             f"{cfg.maxnorm_every}; precision {precision} ({why}); device {dev}", progress)
+
+    batcher = Batcher(data, cfg.image_size, cfg.workers, dev)
+    class_w = effective_number_weights(torch.tensor(data.class_counts), cfg.cb_beta).to(dev)
+    uniform = torch.ones(len(data.train))
+    metrics: dict = {}
+
+    def checkpoint(epoch: int, step: int, gen, sums) -> None:
+        save_checkpoint(out / CKPT_NAME, dict(
+            model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch, step=step,
+            gen_state=gen.get_state() if gen is not None else None, running=sums, config=cfg.to_dict(),
+            precision=precision, maxnorm_radius=radius, glmc_zoo_version=__version__))
+
+    with StopSignals() as signals:
+        for epoch in range(start_epoch, cfg.epochs):
+            lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.schedule, cfg.warmup_epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            plan = epoch_plan(len(data.train), cfg.batch_size, uniform, cfg.seed, epoch)
+            gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+            first = 0
+            if epoch == start_epoch and start_step:
+                first = start_step
+                gen.set_state(gen_state)
+            sums = dict(running) if (epoch == start_epoch and running) else dict(loss=0.0, n=0)
+            model.train(cfg.maxnorm_bn == "train")
+            t0 = time.perf_counter()
+            for step, ((x, _), _, y, _) in enumerate(batcher.epoch(plan, first, gen, aug_seed=cfg.seed * 7919 + epoch),
+                                                     start=first):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    logits = model.forward_train(x).logits_cb
+                loss = cb_softmax_loss(logits, y.argmax(1), class_w)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if cfg.maxnorm_every == "step":
+                    project_rows_(head.weight, radius)
+                sums["loss"] = sums["loss"] + loss.detach() * len(y)
+                sums["n"] += len(y)
+                if signals.requested or (should_stop is not None and should_stop(epoch, step)):
+                    sums = dict(loss=float(sums["loss"]), n=sums["n"])
+                    checkpoint(epoch, step + 1, gen, sums)
+                    log(out, f"stopped at epoch {epoch + 1}, step {step + 1}: checkpoint saved; continue with "
+                             f"--resume {out}", progress)
+                    return dict(interrupted=True, epoch=epoch, step=step + 1)
+            if cfg.maxnorm_every == "epoch":
+                projected = project_rows_(head.weight, radius)
+            else:
+                projected = 0
+            if not all(torch.isfinite(p).all() for p in active):
+                raise TrainError(f"epoch {epoch + 1}: the head's weights are not finite (lr {lr:g} too large?); "
+                                 f"nothing was saved from this epoch")
+            secs = time.perf_counter() - t0
+            norms = torch.linalg.vector_norm(head.weight.detach().float(), dim=1)
+            epoch_log = dict(epoch=epoch + 1, lr=lr, images=sums["n"], images_per_s=sums["n"] / max(secs, 1e-9),
+                             seconds=secs, loss=float(sums["loss"]) / max(sums["n"], 1), rows_projected=projected,
+                             row_norms=[round(float(v), 6) for v in norms])
+            with open(out / "train_log.jsonl", "a") as f:
+                f.write(json.dumps(epoch_log) + "\n")
+            checkpoint(epoch + 1, 0, None, None)
+            log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
+                     f"({epoch_log['images_per_s']:.0f} img/s); {HEAD} row norms {norms.min():.4f}..{norms.max():.4f} "
+                     f"(radius {radius:.4f})", progress)
+            last = epoch + 1 == cfg.epochs
+            stop_here = stop_after == epoch + 1 and not last
+            if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:
+                metrics = _evaluate(model, batcher, data, dev, False)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
+                _plot_curves(out)
+                log(out, f"eval epoch {epoch + 1}: top1 {metrics['top1']:.2f} ({HEAD})", progress)
+            if stop_here:
+                log(out, f"stopped after epoch {epoch + 1} of {cfg.epochs} as asked (stop_after): checkpoint saved; "
+                         f"continue with --resume {out}", progress)
+                return dict(metrics, stopped_after=epoch + 1)
+
+    if not metrics:  # resumed from the last epoch's checkpoint
+        metrics = _evaluate(model, batcher, data, dev, False)
+    final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
+    write_text_atomic(out / "metrics.json", json.dumps(final, indent=2))
+    from glmc_zoo.training.metrics import plot_confusion, plot_per_class
+    from glmc_zoo.training.report import started_command
+
+    plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
+    plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
+    measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
+    per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
+    for p in model.parameters():
+        p.requires_grad_(True)
+    save_pretrained(model.cpu().eval(), out / "model", glmc=dict(
+        measured=measured, measured_per_class=per_class,
+        metrics_note=f"Measured at the final epoch ({cfg.epochs}) of the MaxNorm stage on the {len(data.test)}-image "
+                     f"test set; nothing was selected on it.",
+        dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
+        command=started_command(out) or command or "", recipe=cfg.reference or cfg.name,
+        first_stage=dict(init=cfg.init, measured=first_glmc.get("measured"), recipe=first_glmc.get("recipe"),
+                         command=first_glmc.get("command")),
+        maxnorm=dict(radius=radius, thresh=cfg.maxnorm_thresh, every=cfg.maxnorm_every, bn=cfg.maxnorm_bn,
+                     cb_beta=cfg.cb_beta)))
+    return final
+
+
+_EVAL_KEYS = ("top1", "top5", "many", "medium", "few", "per_class", "fc_top1")
