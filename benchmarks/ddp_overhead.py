@@ -34,13 +34,13 @@ def _rank(rank: int, world: int, port: int, arch: str, batch: int, steps: int, w
     import numpy as np
     import timm
     import torch.distributed as dist
+
+    import glmc_zoo  # noqa: F401
     from glmc_zoo.training.batches import Batcher, epoch_plan
     from glmc_zoo.training.data import LongTailedData, Split
     from glmc_zoo.training.distributed import convert_sync_batchnorm, two_view_forward
     from glmc_zoo.training.loop import glmc_step
     from glmc_zoo.training.method import class_weights
-
-    import glmc_zoo  # noqa: F401
 
     torch.set_num_threads(threads)
     if world > 1:

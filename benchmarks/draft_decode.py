@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from _machine import cpu_name
-from glmc_zoo.training.data import cifar10_jpeg_root
 from PIL import Image
 
 from glmc_zoo.inference import DEFAULT_MODEL, Predictor, image_files
+from glmc_zoo.training.data import cifar10_jpeg_root
 
 
 def upscaled_copies(test_dir: Path, out: Path, per_class: int, size: int) -> tuple[list[str], list[str]]:

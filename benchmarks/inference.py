@@ -74,10 +74,10 @@ def model_rows(archs: list[str], repeat: int) -> list[dict]:
 def int8_rows(model_ref: str, repeat: int) -> list[dict]:
     """The bundled model: PyTorch eager, onnxruntime fp32 and int8 (both made by `export_onnx`)."""
     import onnxruntime as ort
-    from glmc_zoo.export.onnx import export_onnx
-    from glmc_zoo.training.data import cifar10_jpeg_root
 
+    from glmc_zoo.export.onnx import export_onnx
     from glmc_zoo.hub import create_model
+    from glmc_zoo.training.data import cifar10_jpeg_root
 
     root = cifar10_jpeg_root()
     calib = [str(p) for d in sorted((root / "train").iterdir()) for p in sorted(d.glob("*.jpg"))[:20]]
@@ -124,7 +124,6 @@ def make_photos(folder: Path, n: int) -> list[Path]:
 
 def predict_rows(photos: list[Path], model: str) -> list[dict]:
     from glmc_zoo.export.onnx import export_onnx
-
     from glmc_zoo.inference import Predictor
 
     rows = []

@@ -43,13 +43,13 @@ def machine() -> str:
 
 def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int, compiled: bool = True) -> dict:
     import timm
+
+    import glmc_zoo  # noqa: F401
     from glmc_zoo.training.configs import get_config
     from glmc_zoo.training.data import normalize, random_crop_flip
     from glmc_zoo.training.distributed import TwoViewForward
     from glmc_zoo.training.loop import glmc_step, resolve_compile, resolve_precision
     from glmc_zoo.training.method import class_weights
-
-    import glmc_zoo  # noqa: F401
 
     cfg = get_config("cifar10_lt_if100")
     mf = torch.channels_last

@@ -16,8 +16,10 @@ A check that compared nothing fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -255,7 +257,9 @@ def _quantize_int8(proto, model, calibration: list[str], seed: int):
         def get_next(self):
             return next(self.it, None)
 
-    with tempfile.TemporaryDirectory() as d:
+    # onnxruntime's tools print their progress (calibration, histograms) on stdout, which carries only
+    # the chosen output format (`--format json`): send it to stderr
+    with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(sys.stderr):
         src, prep, dst = Path(d) / "fp32.onnx", Path(d) / "prep.onnx", Path(d) / "int8.onnx"
         onnx.save(proto, str(src))
         quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)

@@ -125,13 +125,13 @@ def list_cmd(
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
 ) -> None:
     """Architectures, or with --pretrained every weight set: classes, top-1, availability."""
-    from glmc_zoo.models import get_weights, glmc_model_names, weight_sets
+    from glmc_zoo.registry import architectures, get_weights, weight_sets  # the records alone: no torch, no timm
 
     rows = []
     # --pretrained: every weight set we know of, loadable or not (timm's own list_pretrained()
     # offers only those that load).
-    records = weight_sets() if pretrained else [get_weights(n) for n in glmc_model_names()]
-    names = [w.name for w in weight_sets()] if pretrained else glmc_model_names()
+    records = weight_sets() if pretrained else [get_weights(n) for n in architectures()]
+    names = [w.name for w in weight_sets()] if pretrained else architectures()
     for name, ws in zip(names, records):
         rows.append(dict(name=name, num_classes=ws.cfg["num_classes"] if ws else None,
                          top1=ws.metrics.get("top1") if ws else None, kind=(ws.metrics_kind or "") if ws else "",
@@ -159,21 +159,20 @@ def info(
             raise _fail(f"{path}: no config.json; a weights folder holds model.safetensors and config.json")
         data = read_config(path)
     else:
-        import timm
+        from glmc_zoo.registry import WEIGHTS, architectures, get_weights  # the records alone: no torch, no timm
 
-        from glmc_zoo.models import WEIGHTS, get_weights, glmc_model_names
-
-        known = set(glmc_model_names()) | set(WEIGHTS)
+        known = set(architectures()) | set(WEIGHTS)
         if name not in known:
             import difflib
 
             close = difflib.get_close_matches(name, sorted(known), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise _fail(f"unknown model {name!r}.{hint} `glmc-zoo list --pretrained` shows them all")
-        cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False)
-        full = f"{name.split('.')[0]}.{cfg.tag}" if cfg.tag else name
-        ws = get_weights(full)
-        data = dict(name=full, pretrained_cfg=cfg.to_dict(), weights=ws.as_dict() if ws else None)
+        ws = get_weights(name)
+        arch, _, tag = ws.name.partition(".")
+        cfg = {k: v for k, v in ws.cfg.items() if k != "file"}  # where a bundled file lies is this machine's business
+        data = dict(name=ws.name, pretrained_cfg=dict(architecture=arch, tag=tag or None, **cfg),
+                    weights=ws.as_dict())
     if fmt == Fmt.json:
         typer.echo(json.dumps(data, indent=2, default=list))
         return
@@ -267,6 +266,8 @@ def predict(
     """Classify images. Exit 0 if all were predicted, 1 if some failed (each reported), 2 on usage errors."""
     from glmc_zoo.inference import Predictor, expand_sources
 
+    if any(not s.strip() for s in sources):  # '' is no path: never "the current folder"
+        raise _fail("an empty image path ('') was given; give image files, folders or globs")
     files = expand_sources(sources)
     if not files:
         raise _fail("no input images (the directories given hold no image files)")

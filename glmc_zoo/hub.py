@@ -82,10 +82,17 @@ def _check_weights_folder(path: Path) -> None:
     if missing:
         raise ModelLoadError(f"{path}: missing {', '.join(missing)}. A weights folder holds {WEIGHTS_NAME} and "
                              f"{CONFIG_NAME} (write one with `glmc-zoo convert` or `glmc_zoo.hub.save_pretrained`).")
-    arch = read_config(path).get("architecture")
+    config = read_config(path)
+    arch = config.get("architecture")
     if not isinstance(arch, str) or not arch:
         raise ModelLoadError(f"{path / CONFIG_NAME}: no \"architecture\" (the timm model name, e.g. "
                              f"\"glmc_resnet32_w16\"). Restore the file (copy or convert the weights folder again).")
+    labels, n = config.get("label_names"), config.get("num_classes")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+        raise ModelLoadError(f"{path / CONFIG_NAME}: \"label_names\" must be a list of class names")
+    if labels is not None and isinstance(n, int) and len(labels) != n:
+        raise ModelLoadError(f"{path / CONFIG_NAME}: {len(labels)} label_names for {n} classes (num_classes); give one "
+                             f"name per class, in the order of the model's outputs")
     from safetensors import SafetensorError, safe_open
 
     try:  # reads the header only: a truncated or foreign file is named here, not deep inside timm
@@ -156,14 +163,18 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | 
     try:
         info = dict(glmc or {})
         info.setdefault("glmc_zoo_version", __version__)
-        model_config = dict(glmc=info, label_names=list(model.pretrained_cfg.get("label_names") or []) or None)
-        if model_config["label_names"] is None:
-            model_config.pop("label_names")
+        labels = list(model.pretrained_cfg.get("label_names") or [])
+        n = getattr(model, "num_classes", None)
+        # names of another head (a 1000-class default cfg on a model built with num_classes=5) are no names
+        # for this one: a folder never says 1000 labels for 5 outputs
+        fits = bool(labels) and (n is None or len(labels) == n)
+        model_config = dict(glmc=info, **(dict(label_names=labels) if fits else {}))
         was_training = model.training
         cfg = model.pretrained_cfg
         # Where these weights were read from (a bundled file's path on this machine, a Hub id) is
         # not part of the saved weight set: the folder is its own source.
-        model.pretrained_cfg = {k: v for k, v in cfg.items() if k not in ("file", "hf_hub_id", "url", "source")}
+        drop = ("file", "hf_hub_id", "url", "source") + (() if fits else ("label_names",))
+        model.pretrained_cfg = {k: v for k, v in cfg.items() if k not in drop}
         try:
             save_for_hf(model.eval(), tmp, model_config=model_config, safe_serialization=True)
         finally:

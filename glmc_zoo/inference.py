@@ -237,7 +237,22 @@ class Prediction:
         return dict(source=self.source, predictions=self.predictions, error=self.error)
 
 
-def _prefetch(pool: ThreadPoolExecutor, fn, items: Sequence, ahead: int) -> Iterator:
+def _as_items(sources):
+    """What `Predictor.predict` takes: one image as a list of one; an (N, H, W, C) array as its N images;
+    any other iterable as it is. Anything else is a TypeError that says what to give."""
+    single = (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)
+    if isinstance(sources, single) or hasattr(sources, "read"):
+        return [sources]
+    if isinstance(sources, np.ndarray):
+        return list(sources) if sources.ndim == 4 else [sources]
+    try:
+        return iter(sources)
+    except TypeError:
+        raise TypeError(f"Predictor.predict: a {type(sources).__name__} is neither an image nor an iterable of images; "
+                        f"give a path, bytes, a file object, a PIL image or an array, or a list of them") from None
+
+
+def _prefetch(pool: ThreadPoolExecutor, fn, items, ahead: int) -> Iterator:
     """`pool.map(fn, items)` in order, with at most `ahead` items in flight (bounded memory)."""
     from collections import deque
 
@@ -463,15 +478,25 @@ class Predictor:
         except ImageLoadError as e:
             return None, str(e)
 
-    def iter_predict(self, sources: Sequence, top_k: int = 5, batch_size: int = 64) -> Iterator[Prediction]:
-        """Yield one `Prediction` per source, in order; decoding runs in threads ahead of the model."""
+    def iter_predict(self, sources, top_k: int = 5, batch_size: int = 64) -> Iterator[Prediction]:
+        """Yield one `Prediction` per source, in order; decoding runs in threads ahead of the model.
+
+        `sources`: any iterable of images (a list, a generator: read as it goes, at most 2 x batch_size
+        images in flight), or one image (a path, bytes, a file object, a PIL image, an (H, W[, C]) array).
+        """
         top_k = max(1, min(top_k, len(self.labels)))
-        names = [s if isinstance(s, (str, Path)) else f"<{type(s).__name__} {i}>" for i, s in enumerate(sources)]
+        names: list[str] = []
+
+        def named(items):
+            for i, s in enumerate(items):
+                names.append(str(s) if isinstance(s, (str, os.PathLike)) else f"<{type(s).__name__} {i}>")
+                yield s
+
         with ThreadPoolExecutor(self.workers) as pool:
-            loaded = _prefetch(pool, self._load, sources, ahead=2 * batch_size)  # decode overlaps inference
+            loaded = _prefetch(pool, self._load, named(_as_items(sources)), ahead=2 * batch_size)
             batch_x, batch_i, pending = [], [], []
             for i, (x, err) in enumerate(loaded):
-                pending.append(Prediction(str(names[i]), error=err))
+                pending.append(Prediction(names[i], error=err))
                 if x is not None:
                     batch_x.append(x)
                     batch_i.append(len(pending) - 1)
@@ -490,9 +515,10 @@ class Predictor:
             pending[i].predictions = [dict(label=self.labels[j], index=int(j), score=float(probs[row, j]))
                                       for j in top[row]]
 
-    def predict(self, sources: Sequence, top_k: int = 5, batch_size: int = 64) -> list[Prediction]:
+    def predict(self, sources, top_k: int = 5, batch_size: int = 64) -> list[Prediction]:
         """One `Prediction` per source (path, encoded bytes, binary file object, PIL image or uint8
-        array), in input order. A source that cannot be read, or is of no such kind, gets `error`
+        array), in input order. `sources` is any iterable of them, or a single one (a list of one
+        `Prediction` comes back). A source that cannot be read, or is of no such kind, gets `error`
         set; the others are still predicted."""
         return list(self.iter_predict(sources, top_k, batch_size))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import sys
+from pathlib import Path
 
 CIFAR10_LABELS: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -26,10 +29,27 @@ CIFAR100_LABELS: tuple[str, ...] = (
 
 @functools.lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[str, ...]:
-    """The 1000 ImageNet-1k class descriptions, from timm's bundled ImageNet metadata."""
+    """The 1000 ImageNet-1k class descriptions (`timm.data.ImageNetInfo().label_descriptions()`), read
+    from the metadata files timm ships without importing timm (and torch): the weight-set registry
+    needs them, and `glmc-zoo list` / `info` must start at once. Falls back to timm's own reader."""
+    info = _timm_info_dir()
+    if info is not None:
+        synsets = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").splitlines()
+        lemmas = dict(csv.reader((info / "imagenet_synset_to_lemma.txt").read_text(encoding="utf-8").splitlines(),
+                                 delimiter="\t"))
+        return tuple(lemmas[s] for s in synsets)
     from timm.data import ImageNetInfo
 
     return tuple(ImageNetInfo().label_descriptions())
+
+
+def _timm_info_dir() -> Path | None:
+    """timm's `data/_info` folder, found on sys.path by its files alone (importing nothing)."""
+    for entry in sys.path:
+        d = Path(entry or ".") / "timm" / "data" / "_info"
+        if (d / "imagenet_synsets.txt").is_file() and (d / "imagenet_synset_to_lemma.txt").is_file():
+            return d
+    return None
 
 
 def index_labels(num_classes: int) -> tuple[str, ...]:

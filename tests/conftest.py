@@ -20,7 +20,8 @@ PINNED = dict(amp="none", compile="off")
 
 #: The test files that train or launch processes for minutes, started first so that pytest-xdist's two workers
 #: (whole files each, `--dist loadfile`, so that a module's shared runs are made once) end together.
-_LONG_FIRST = ("test_training.py", "test_distributed.py", "test_precision.py", "test_maxnorm.py")
+_LONG_FIRST = ("test_training_run.py", "test_distributed.py", "test_training.py", "test_careless.py",
+               "test_precision.py", "test_maxnorm.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from conftest import PINNED
+
 from glmc_zoo.training.configs import apply_overrides, get_config
 from glmc_zoo.training.data import load_image_folder
 from glmc_zoo.training.loop import train
@@ -66,6 +67,7 @@ def check_global_batchnorm(out: Path) -> None:
 
 def _bn_diffs(rank: int, world: int, fmt: torch.memory_format) -> dict[str, float]:
     import torch.distributed as dist
+
     from glmc_zoo.training.distributed import GlobalBatchNorm2d
 
     g = torch.Generator().manual_seed(0)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import PINNED
-from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
-from glmc_zoo.training.loop import TrainError, train
 from typer.testing import CliRunner
 
 from glmc_zoo.cli import app
+from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
+from glmc_zoo.training.loop import TrainError, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,3 +205,90 @@ def test_images_that_pass_the_pixel_count_but_would_explode_are_that_images_erro
     assert "2x500 pixels, more than 100:1" in results[2].error
     assert "0x0 pixels: an empty image" in results[4].error
     assert results[0].predictions == results[3].predictions  # the rest of the batch is classified as before
+
+
+def test_the_python_api_takes_one_image_or_any_iterable(cifar_test_images):
+    from glmc_zoo.inference import Predictor
+
+    p = Predictor(backend="torch")
+    paths = cifar_test_images[0][:3]
+    one = p.predict(paths[0], top_k=1)  # a single path is one image, not a string of characters
+    assert len(one) == 1 and one[0].source == paths[0] and one[0].error is None
+    assert len(p.predict(Path(paths[0]).read_bytes(), top_k=1)) == 1 and len(p.predict(Path(paths[0]), top_k=1)) == 1
+    streamed = p.predict((x for x in paths), top_k=1)  # a generator is read as it goes
+    assert [r.source for r in streamed] == paths
+    assert [r.predictions for r in streamed] == [r.predictions for r in p.predict(paths, top_k=1)]
+    with pytest.raises(TypeError, match="neither an image nor an iterable of images"):
+        p.predict(42)
+
+
+def test_a_run_log_cut_by_a_crash_is_read_and_damage_is_named(tmp_path, tiny_lt):
+    out = tmp_path / "run"
+    train(_cfg(epochs=2, eval_every=1), out, device="cpu", progress=False, data=tiny_lt)
+    log = out / "metrics.jsonl"
+    whole = log.read_text()
+    log.write_text(whole + '{"epoch": 3, "top1": 4')  # an append cut short by a crash
+    r = run("report", out)
+    assert r.exit_code == 0 and "| 2 (final) |" in r.output and "Traceback" not in r.output
+    lines = whole.splitlines()
+    log.write_text(lines[0][:20] + "\n" + lines[1] + "\n")  # damage in the middle: named, with the fix
+    r = run("report", out)
+    assert r.exit_code == 2 and f"{log}, line 1: not a log row" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_stdout_carries_only_the_chosen_format(tmp_path, cifar_root, w16_folder):
+    """A real process (native and library prints included): `export --int8 --format json` prints JSON alone."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for d in sorted((cifar_root / "train").iterdir()):
+        for f in sorted(d.glob("*.jpg"))[:3]:
+            (calib / f"{d.name}_{f.name}").write_bytes(f.read_bytes())
+    r = subprocess.run([sys.executable, "-m", "glmc_zoo.cli", "export", "-m", str(w16_folder), "-o",
+                        str(tmp_path / "q.onnx"), "--int8", "--calibration", str(calib), "--format", "json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode in (0, 1), r.stderr[-2000:]  # 1: verification refused the int8 file (random weights)
+    if r.returncode == 0:
+        assert json.loads(r.stdout)["output"] == str(tmp_path / "q.onnx")
+    else:
+        assert r.stdout == "" and r.stderr.startswith("error: ")
+
+
+def test_damaged_checkpoints_are_named_not_tracebacks(tmp_path, tiny_lt):
+    out = tmp_path / "run"
+    train(_cfg(epochs=2), out, device="cpu", progress=False, data=tiny_lt, stop_after=1)
+    good = torch.load(out / "checkpoint.pt", weights_only=True)
+    cases = {"missing": {k: v for k, v in good.items() if k != "optimizer"},
+             "kinds": dict(good, epoch="one"),
+             "weights": dict(good, model={k: v for k, v in good["model"].items() if not k.startswith("fc_cb")}),
+             "config": dict(good, config=dict(good["config"], no_such_key=1))}
+    expect = {"missing": "missing optimizer", "kinds": "damaged checkpoint", "weights": "do not fit",
+              "config": "unknown config key 'no_such_key'"}
+    for name, state in cases.items():
+        torch.save(state, out / "checkpoint.pt")
+        with pytest.raises((TrainError, ConfigError), match=expect[name]):
+            train(_cfg(epochs=2), out, device="cpu", progress=False, data=tiny_lt, resume=out)
+    (out / "checkpoint.pt").write_bytes(b"garbage")
+    r = run("train", "-c", "cifar10_lt_if100_w16_cpu", "-o", out, "--resume", out, "--set", "epochs=2",
+            "--set", "batch_size=32", "--set", "amp=none", "--set", "compile=off")
+    assert r.exit_code == 2 and "not a readable glmc-zoo checkpoint" in r.output and "Traceback" not in r.output
+
+
+def test_predict_refuses_an_empty_path():
+    r = run("predict", "")
+    assert r.exit_code == 2 and "empty image path" in r.output
+
+
+def test_labels_that_do_not_match_the_outputs_are_refused_at_load_and_export(tmp_path, w16_folder, cifar_test_images):
+    import shutil
+
+    bad = tmp_path / "w"
+    shutil.copytree(w16_folder, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["label_names"] = ["cat", "dog", "ship"]
+    (bad / "config.json").write_text(json.dumps(cfg))
+    img = cifar_test_images[0][0]
+    r = run("predict", "-m", bad, img, "--backend", "torch")
+    assert r.exit_code == 2 and "3 label_names for 10 classes" in r.output and "Traceback" not in r.output
+    r = run("export", "-m", bad, "-o", tmp_path / "x.onnx")
+    assert r.exit_code == 2 and "3 label_names for 10 classes" in r.output and not (tmp_path / "x.onnx").exists()

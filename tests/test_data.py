@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
+
 from glmc_zoo.training.batches import epoch_plan, rank_slice
 from glmc_zoo.training.data import (
     DataError,
@@ -130,9 +131,8 @@ def test_folders_are_listed_recursively_without_hidden_files(tmp_path, cifar_roo
     training and `predict` alike."""
     import shutil
 
-    from glmc_zoo.training.data import load_image_folder
-
     from glmc_zoo.inference import expand_sources
+    from glmc_zoo.training.data import load_image_folder
 
     src = sorted((cifar_root / "train" / "cat").glob("*.jpg"))[:4]
     for split in ("train", "test"):
@@ -172,10 +172,10 @@ def test_folder_with_an_empty_class_is_refused_by_name(tmp_path, cifar_root):
 def test_small_non_square_images_keep_their_aspect(tmp_path):
     """In-memory decoding crops the centre like the eval preprocessing instead of squashing."""
     import numpy as np
-    from glmc_zoo.training.data import load_image_folder
     from PIL import Image
 
     from glmc_zoo.inference import Preprocess
+    from glmc_zoo.training.data import load_image_folder
 
     rng = np.random.default_rng(0)
     for split in ("train", "test"):

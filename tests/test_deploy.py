@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import glmc_zoo.export.onnx as ex
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
 from typer.testing import CliRunner
 
+import glmc_zoo.export.onnx as ex
 from glmc_zoo.cli import app
 from glmc_zoo.inference import DEFAULT_MODEL, InferenceError, OnnxBackend, Predictor, bundled_onnx
 from glmc_zoo.samples import sample_images
@@ -191,6 +191,15 @@ def test_cli_start_and_onnx_predict_import_neither_torch_nor_timm():
     assert "torch" not in pred and "timm" not in pred and "onnxruntime" in pred
 
 
+def test_list_and_info_read_the_registry_without_torch():
+    """`glmc-zoo list --pretrained` and `info` print static records: they import neither torch nor timm."""
+    for args in (["list", "--pretrained"], ["list"], ["info", "glmc_resnext50_32x4d.imagenet_lt"],
+                 ["info", "glmc_resnet32_w16"]):
+        mods = _modules_after(f"from typer.testing import CliRunner\nfrom glmc_zoo.cli import app\n"
+                              f"r = CliRunner().invoke(app, {args!r})\nassert r.exit_code == 0, r.output")
+        assert "torch" not in mods and "timm" not in mods, args
+
+
 @pytest.mark.slow
 def test_import_registers_with_timm_when_timm_is_used():
     mods = _modules_after("import glmc_zoo")
@@ -270,10 +279,10 @@ def test_as_timm_refuses_the_cifar_network(w16_folder, tmp_path):
 
 def test_model_card_is_a_valid_hub_card_of_the_resolved_run(tmp_path):
     import timm
-    from glmc_zoo.training.configs import apply_overrides, get_config
     from huggingface_hub import ModelCard
 
     from glmc_zoo.hub import model_card
+    from glmc_zoo.training.configs import apply_overrides, get_config
 
     cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), ["epochs=2"])
     model = timm.create_model("glmc_resnet32_w16", num_classes=10)

@@ -162,10 +162,10 @@ def test_the_cli_trains_with_two_ranks_stops_cleanly_and_resumes(tmp_path, cifar
 
 def test_sync_bn_conversion_keeps_the_state_and_refuses_what_it_cannot_synchronise():
     import timm
-    from glmc_zoo.training.distributed import GlobalBatchNorm2d, convert_sync_batchnorm
-    from glmc_zoo.training.loop import TrainError
 
     import glmc_zoo  # noqa: F401
+    from glmc_zoo.training.distributed import GlobalBatchNorm2d, convert_sync_batchnorm
+    from glmc_zoo.training.loop import TrainError
 
     model = timm.create_model("glmc_resnet32_w16", num_classes=10)
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -184,9 +184,10 @@ def test_ranks_draw_their_own_file_augmentations(cifar_root, tmp_path):
     """File data (DataLoader workers): 16 copies of one real photo, split over 2 ranks. Equal views
     on both ranks would mean every rank repeats the same random crops, flips and colour jitter."""
     import numpy as np
+    from PIL import Image
+
     from glmc_zoo.training.batches import Batcher, epoch_plan
     from glmc_zoo.training.data import LongTailedData, Split
-    from PIL import Image
 
     photo = tmp_path / "photo.jpg"
     Image.open(sorted((cifar_root / "train" / "cat").glob("*.jpg"))[0]).resize((96, 96)).save(photo)

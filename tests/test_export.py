@@ -2,12 +2,12 @@
 
 import json
 
-import glmc_zoo.export.onnx as ex
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
+import glmc_zoo.export.onnx as ex
 from glmc_zoo.samples import sample_images
 
 

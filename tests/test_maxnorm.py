@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import PINNED
+
+from glmc_zoo.hub import create_model
 from glmc_zoo.training.configs import apply_overrides, get_config
 from glmc_zoo.training.loop import TrainError, train
 from glmc_zoo.training.maxnorm import (
@@ -19,8 +21,6 @@ from glmc_zoo.training.maxnorm import (
     maxnorm_threshold,
     project_rows_,
 )
-
-from glmc_zoo.hub import create_model
 
 SHIPPED = "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"
 

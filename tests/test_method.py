@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+
+from glmc_zoo.models import GLMCOutput
 from glmc_zoo.training.method import (
     class_weights,
     consistency_loss,
@@ -16,8 +18,6 @@ from glmc_zoo.training.method import (
     sample_lambda,
     soft_cross_entropy,
 )
-
-from glmc_zoo.models import GLMCOutput
 
 
 def test_class_weights_sum_to_c_and_follow_the_power():

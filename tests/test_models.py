@@ -256,3 +256,13 @@ def test_torch_export_and_fullgraph_compile(arch):
     loss = torch.compile(train_loss, fullgraph=True, backend="eager")(x, x.flip(0))
     loss.backward()
     assert torch.isfinite(loss) and model.fc_cb.weight.grad is not None
+
+
+def test_the_registry_read_without_timm_agrees_with_timm():
+    """glmc_zoo.registry (what `list`/`info` read without torch) names the same architectures and defaults as timm."""
+    from glmc_zoo.registry import architectures, get_weights
+
+    assert architectures() == sorted(timm.list_models("glmc_*"))
+    for arch in architectures():
+        cfg = timm.models.get_pretrained_cfg(arch)
+        assert get_weights(arch).name == (f"{arch}.{cfg.tag}" if cfg.tag else arch), arch

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import PINNED
+
 from glmc_zoo.training.configs import apply_overrides, get_config
 from glmc_zoo.training.loop import cpu_has_native_bf16, glmc_step, resolve_compile, resolve_precision, train
 

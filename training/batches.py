@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+
 from glmc_zoo.training.data import LongTailedData, apply_crop_flip, draw_crop_flip, normalize
 
 

@@ -29,9 +29,8 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
                machine: str | None = None) -> Path:
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
     final-epoch metrics, exact command, training time and machine, and data provenance."""
-    from glmc_zoo.training.report import started_command, time_text
-
     from glmc_zoo.hub import create_model, read_config, save_pretrained
+    from glmc_zoo.training.report import started_command, time_text
 
     run_dir = Path(run_dir)
     arch, _, tag = name.partition(".")

@@ -12,10 +12,10 @@ import signal
 from pathlib import Path
 
 import torch
-from glmc_zoo.training.configs import TrainConfig
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.errors import TrainError
+from glmc_zoo.training.configs import TrainConfig
 
 CKPT_NAME = "checkpoint.pt"
 
@@ -45,9 +45,22 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise TrainError(f"--resume {path}: no checkpoint there. Give a run directory or its {CKPT_NAME}.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt or foreign file: say which and why, never run its code
         raise TrainError(f"--resume {path}: not a readable glmc-zoo checkpoint ({e})") from e
+    missing = [k for k in _REQUIRED if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise TrainError(f"--resume {path}: not a complete glmc-zoo checkpoint (missing {', '.join(missing)}); "
+                         f"give the checkpoint.pt that `glmc-zoo train` wrote")
+    if not (isinstance(state["epoch"], int) and isinstance(state["step"], int) and state["epoch"] >= 0
+            and state["step"] >= 0 and isinstance(state["config"], dict) and isinstance(state["model"], dict)):
+        raise TrainError(f"--resume {path}: a damaged checkpoint (epoch, step, config or model of the wrong kind); "
+                         f"give the checkpoint.pt that `glmc-zoo train` wrote")
+    return state
+
+
+#: What every checkpoint `checkpoint_state` writes holds.
+_REQUIRED = ("model", "optimizer", "epoch", "step", "config")
 
 
 class StopSignals:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from glmc_zoo.training.configs import TrainConfig
 
 from glmc_zoo._meta import IMAGE_SUFFIXES, NORMALIZATION
 from glmc_zoo.errors import DataError  # noqa: F401  (re-exported)
+from glmc_zoo.training.configs import TrainConfig
 
 CIFAR10_JPEG_SHA256 = "64197f78d86f900d545fa29e70423601f904c78fff281668a16c712dcb638c88"
 IMAGENET_MEAN, IMAGENET_STD = NORMALIZATION["imagenet"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from glmc_zoo.training.data import DataError, _list_folder
 from glmc_zoo.training.metrics import summarize
 

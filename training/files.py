@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from glmc_zoo.training.data import LongTailedData
 
 from glmc_zoo.inference import Preprocess, load_image
+from glmc_zoo.training.data import LongTailedData
 
 
 class TwoViewFiles(torch.utils.data.Dataset):

@@ -21,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from glmc_zoo._meta import __version__
+from glmc_zoo.atomic import write_text_atomic
+from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 from glmc_zoo.training.batches import Batcher, epoch_plan
 from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, checkpoint_state, load_checkpoint, save_checkpoint
 from glmc_zoo.training.configs import TrainConfig, config_difference, config_from_dict
@@ -37,11 +41,7 @@ from glmc_zoo.training.method import (
     sample_lambda,
 )
 from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
-from glmc_zoo.training.report import started_command
-
-from glmc_zoo._meta import __version__
-from glmc_zoo.atomic import write_text_atomic
-from glmc_zoo.errors import DataError, ImageLoadError, TrainError
+from glmc_zoo.training.report import read_jsonl, started_command
 
 __all__ = ["TrainError", "cpu_has_native_bf16", "glmc_step", "resolve_compile", "resolve_device", "resolve_precision",
            "train"]
@@ -281,8 +281,13 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     start_epoch, start_step, step_gen_state, running = 0, 0, None, None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:300]
+            raise TrainError(f"--resume {resume}: the checkpoint's weights or optimizer state do not fit {cfg.model} "
+                             f"({first}); give the checkpoint.pt of this run") from None
         start_epoch, start_step = state["epoch"], state["step"]
         step_gen_state, running = state.get("gen_state"), state.get("running")
 
@@ -417,7 +422,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         metrics = _evaluate(model, batcher, data, dev, cfg.channels_last)
         _log(out, f"eval epoch {cfg.epochs} (after resume): top1 {metrics['top1']:.2f}", progress)
         log = out / "metrics.jsonl"
-        rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()] if log.is_file() else []
+        rows = read_jsonl(log)
         if not rows or rows[-1].get("epoch") != cfg.epochs:  # killed during the final save: already logged
             with open(log, "a") as f:
                 f.write(json.dumps(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
@@ -490,8 +495,7 @@ def _evaluate(model, batches: Batcher, data: LongTailedData, dev, channels_last:
 
 
 def _plot_curves(out: Path) -> None:
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    plot_curves(rows, out / "training_curves.png")
+    plot_curves(read_jsonl(out / "metrics.jsonl"), out / "training_curves.png")
 
 
 def _fmt(v: float | None) -> str:

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from glmc_zoo._meta import __version__
+from glmc_zoo.atomic import write_text_atomic
+from glmc_zoo.errors import TrainError
 from glmc_zoo.training.batches import Batcher, epoch_plan
 from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, load_checkpoint, save_checkpoint
 from glmc_zoo.training.configs import TrainConfig, config_from_dict
 from glmc_zoo.training.data import LongTailedData, load_data
 from glmc_zoo.training.method import lr_at_epoch
-
-from glmc_zoo._meta import __version__
-from glmc_zoo.atomic import write_text_atomic
-from glmc_zoo.errors import TrainError
 
 #: The parameters stage 2 trains (the inference head); everything else is frozen.
 HEAD = "fc_cb"
@@ -124,9 +124,8 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
                   command: str | None, should_stop: Callable[[int, int], bool] | None, data: LongTailedData | None,
                   stop_after: int | None, log: Callable[[Path, str, bool], None]) -> dict:
     """The MaxNorm stage as `cfg` says, from `cfg.init`, into the run directory `out`."""
-    from glmc_zoo.training.loop import _evaluate, _plot_curves, resolve_precision
-
     from glmc_zoo.hub import save_pretrained
+    from glmc_zoo.training.loop import _evaluate, _plot_curves, resolve_precision
 
     state = None
     if resume:
@@ -168,8 +167,13 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     optimizer = torch.optim.SGD(active, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     start_epoch, start_step, gen_state, running = 0, 0, None, None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:300]
+            raise TrainError(f"--resume {resume}: the checkpoint's weights or optimizer state do not fit {cfg.model} "
+                             f"({first}); give the checkpoint.pt of this run") from None
         start_epoch, start_step = state["epoch"], state["step"]
         gen_state, running = state.get("gen_state"), state.get("running")
         radius = float(state["maxnorm_radius"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from glmc_zoo.training.data import shot_groups
 
 

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from glmc_zoo.errors import TrainError
+from glmc_zoo.errors import DataError, TrainError
 
 __all__ = ["run_report", "time_text"]
 
@@ -22,8 +22,28 @@ GROUPS = (("many", "> 100", lambda n: n > 100), ("medium", "21-100", lambda n: 2
           ("few", "<= 20", lambda n: n <= 20))
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+def read_jsonl(path: Path) -> list[dict]:
+    """A run log's rows (`train_log.jsonl`, `metrics.jsonl`); [] when the file does not exist. A last line
+    cut short (what a crash during an append leaves) is dropped: the epoch it logged is logged again when
+    the run resumes. Damage anywhere else is a `DataError` naming the file and the line."""
+    if not path.is_file():
+        return []
+    lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    rows = []
+    for n, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if n == len(lines):
+                break
+            raise DataError(f"{path}, line {n}: not a log row ({e}); the run log is damaged: remove that line "
+                            f"(or restore the file) and try again") from None
+        rows.append(row)
+    return rows
+
+
 
 
 def _by_epoch(rows: list[dict]) -> list[dict]:
@@ -41,7 +61,7 @@ def started_command(run_dir: str | Path) -> str | None:
 def time_text(run_dir: str | Path) -> str:
     """Training time from the run's train_log.jsonl: the sum of its epochs' times (an epoch logged twice
     counts once), and the median time of a whole epoch (an epoch resumed part-way is not one)."""
-    rows = _by_epoch(_jsonl(Path(run_dir) / "train_log.jsonl"))
+    rows = _by_epoch(read_jsonl(Path(run_dir) / "train_log.jsonl"))
     text = f"{sum(r['seconds'] for r in rows) / 3600:.2f} h for {len(rows)} epochs"
     if len(rows) < 2:
         return text
@@ -66,8 +86,8 @@ def run_report(run_dir: str | Path) -> str:
         raise TrainError(f"{run}: not a training run directory (no config.json and train_log.jsonl); give the "
                          f"folder that `glmc-zoo train -o` wrote")
     cfg = json.loads((run / "config.json").read_text())
-    epochs_done = _by_epoch(_jsonl(run / "train_log.jsonl"))
-    evals = _by_epoch(_jsonl(run / "metrics.jsonl"))
+    epochs_done = _by_epoch(read_jsonl(run / "train_log.jsonl"))
+    evals = _by_epoch(read_jsonl(run / "metrics.jsonl"))
     split = json.loads((run / "split.json").read_text()) if (run / "split.json").is_file() else {}
     total = cfg.get("epochs")
     last_done = epochs_done[-1]["epoch"] if epochs_done else 0

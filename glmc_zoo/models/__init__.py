@@ -1,6 +1,8 @@
-"""GLMC model families; importing registers them with timm."""
+"""GLMC model families; importing registers them with timm. The weight-set records live in
+`glmc_zoo.registry` (no torch needed to read them)."""
 
-from glmc_zoo.models.glmc_resnet import WEIGHTS, GLMCOutput, GLMCResNet, WeightSet
+from glmc_zoo.models.glmc_resnet import GLMCOutput, GLMCResNet
+from glmc_zoo.registry import WEIGHTS, WeightSet, get_weights, weight_sets
 
 
 def glmc_model_names(pretrained: bool = False) -> list[str]:
@@ -9,21 +11,6 @@ def glmc_model_names(pretrained: bool = False) -> list[str]:
     import timm
 
     return sorted(timm.list_models("glmc_*", pretrained=pretrained))
-
-
-def weight_sets() -> list[WeightSet]:
-    """Every described weight set (`arch.tag`), loadable or not, sorted by name."""
-    return [WEIGHTS[n] for n in sorted(WEIGHTS) if "." in n]
-
-
-def get_weights(name: str) -> WeightSet | None:
-    """The record of `name` (an `arch.tag`, or an architecture: its default weight set)."""
-    if name in WEIGHTS:
-        return WEIGHTS[name]
-    import timm
-
-    cfg = timm.models.get_pretrained_cfg(name, allow_unregistered=False) if timm.is_model(name) else None
-    return WEIGHTS.get(f"{name}.{cfg.tag}") if cfg is not None and cfg.tag else None
 
 
 __all__ = ["GLMCOutput", "GLMCResNet", "WEIGHTS", "WeightSet", "get_weights", "glmc_model_names", "weight_sets"]

@@ -16,9 +16,6 @@ Heads (all models):
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -30,9 +27,8 @@ from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 from timm.models.resnet import Bottleneck, ResNet
 
-from glmc_zoo._meta import HF_ORG, NORMALIZATION
 from glmc_zoo.errors import WeightsNotAvailableError  # noqa: F401  (re-exported)
-from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
+from glmc_zoo.registry import WEIGHTS, WeightSet
 
 __all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet", "WeightSet", "WEIGHTS"]
 
@@ -324,171 +320,10 @@ def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwarg
     return model
 
 
-# ---------------------------------------------------------------------------------------------
-# Weight sets: one typed `WeightSet` record each (`WEIGHTS`). timm's `default_cfgs`, the CLI's
-# listing and the pretrained=True checks are all derived from these records.
-# ---------------------------------------------------------------------------------------------
-
-(_CIFAR10_MEAN, _CIFAR10_STD), (_CIFAR100_MEAN, _CIFAR100_STD), (_INAT_MEAN, _INAT_STD) = (
-    NORMALIZATION["cifar10"], NORMALIZATION["cifar100"], NORMALIZATION["inat2018"])
-_PAPER = "arXiv:2305.08661"
-_RELEASE_NOTE = (
-    "released by the authors on a file-sharing drive, not on the Hub: get the file and run "
-    "`glmc-zoo convert CKPT --arch {arch} --num-classes {c} --tag {tag} --released -o DIR`"
-)
-_README = "GLMC authors' README (best epoch, selected on the test set)"
+default_cfgs = generate_default_cfgs({k: w.cfg for k, w in WEIGHTS.items()})
 
 
-@dataclass(frozen=True)
-class WeightSet:
-    """One set of GLMC weights, the single source of truth about it (in the spirit of
-    torchvision's `Weights`): timm's pretrained config (preprocessing, labels, heads) and what we
-    know of the weights. The timm registration, `glmc-zoo list` / `info` and the checks of
-    `pretrained=True` are all derived from these records.
-
-    availability: "bundled" (shipped in the package), "published" (on the Hugging Face Hub),
-    "released" (the authors' file, to be converted with `glmc-zoo convert`), "withdrawn" (shipped by
-    an earlier glmc-zoo release and replaced: `note` names the replacement), "none" (architecture
-    only). metrics: top1 / top5 / many / medium / few that are known, all of one `metrics_kind`:
-    "measured" (by glmc-zoo, final epoch) or "reported" (by the authors), with `metrics_source`.
-    """
-
-    name: str
-    cfg: dict
-    availability: str
-    note: str
-    metrics: dict[str, float] = field(default_factory=dict)
-    metrics_kind: str | None = None
-    metrics_source: str | None = None
-    class_counts: tuple[int, ...] | None = None
-    recipe: str | None = None
-    trained_by: str | None = None
-
-    @property
-    def arch(self) -> str:
-        return self.name.partition(".")[0]
-
-    @property
-    def tag(self) -> str:
-        return self.name.partition(".")[2]
-
-    @property
-    def loadable(self) -> bool:
-        """Whether `timm.create_model(name, pretrained=True)` loads these weights here."""
-        return self.availability in ("bundled", "published")
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.cfg["label_names"])
-
-    @property
-    def transforms(self) -> dict:
-        """The eval preprocessing (`glmc_zoo.inference.Preprocess.from_config` reads the same keys)."""
-        return {k: self.cfg.get(k) for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}
-
-    def as_dict(self) -> dict:
-        """A JSON-able view (for `info --format json`)."""
-        return dict(name=self.name, availability=self.availability, note=self.note, metrics=dict(self.metrics),
-                    metrics_kind=self.metrics_kind, metrics_source=self.metrics_source,
-                    num_classes=self.cfg["num_classes"], transforms=self.transforms,
-                    class_counts=list(self.class_counts) if self.class_counts else None, recipe=self.recipe,
-                    trained_by=self.trained_by)
-
-
-def _entry(arch_tag: str, *, num_classes: int, labels, metrics: dict | None = None,
-           source: str | None = None, weights: str = "released", weights_note: str = _RELEASE_NOTE,
-           kind: str = "reported", **cfg) -> WeightSet:
-    # Only weights that load are timm pretrained weights (timm lists a tag as pretrained when its
-    # cfg has a file, url or hf_hub_id): the authors' releases keep their cfg (preprocessing,
-    # labels) for `convert --tag`, but no source, so `timm.list_pretrained()` does not offer them.
-    hub = dict(hf_hub_id=f"{HF_ORG}/{arch_tag}") if weights == "published" else {}
-    arch, _, tag = arch_tag.partition(".")
-    weights_note = weights_note.format(arch=arch, c=num_classes, tag=tag or "TAG")
-    timm_cfg = dict(
-        num_classes=num_classes, label_names=tuple(labels), first_conv="conv1",
-        classifier=("fc_cb", "fc"), paper_ids=_PAPER, license="mit", **hub, **cfg,
-    )
-    return WeightSet(arch_tag, timm_cfg, weights, weights_note, dict(metrics or {}),
-                     kind if metrics else None, source if metrics else None)
-
-
-def _cifar(arch_tag: str, c: int, top1: float | None = None, **kw) -> WeightSet:
-    mean, std = (_CIFAR10_MEAN, _CIFAR10_STD) if c == 10 else (_CIFAR100_MEAN, _CIFAR100_STD)
-    labels = CIFAR10_LABELS if c == 10 else CIFAR100_LABELS
-    metrics = dict(top1=top1) if top1 is not None else kw.pop("metrics", None)
-    kw.setdefault("source", _README if top1 is not None else None)
-    return _entry(arch_tag, num_classes=c, labels=labels, metrics=metrics, input_size=(3, 32, 32),
-                  pool_size=(8, 8), crop_pct=1.0, interpolation="bilinear", mean=mean, std=std, **kw)
-
-
-def _imagenet_style(arch_tag: str, c: int, labels, metrics: dict | None = None, **kw) -> WeightSet:
-    kw.setdefault("source", _README if metrics else None)
-    kw.setdefault("mean", NORMALIZATION["imagenet"][0])  # written out, so the record holds the whole transform
-    kw.setdefault("std", NORMALIZATION["imagenet"][1])
-    return _entry(arch_tag, num_classes=c, labels=labels, metrics=metrics, input_size=(3, 224, 224),
-                  pool_size=(7, 7), crop_pct=0.875, interpolation="bilinear", **kw)
-
-
-_NO_WEIGHTS = dict(weights="none", weights_note="architecture only: no GLMC weights were released")
-_BUNDLED_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
-def _bundled(arch_tag: str) -> WeightSet:
-    """A weight set trained by this project and shipped in the package. Its preprocessing, labels
-    and measured metrics are read from the shipped config.json, the one place they are written."""
-    folder = _BUNDLED_DIR / arch_tag
-    cfg = json.loads((folder / "config.json").read_text())
-    pre, glmc = cfg["pretrained_cfg"], cfg["glmc"]
-    keys = ("input_size", "pool_size", "crop_pct", "interpolation", "mean", "std")
-    entry = _entry(arch_tag, num_classes=cfg["num_classes"], labels=cfg["label_names"], metrics=glmc["measured"],
-                   source=glmc["metrics_note"], weights="bundled", weights_note="shipped inside the package",
-                   kind="measured", file=str(folder / "model.safetensors"),
-                   **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k] for k in keys})
-    counts = glmc.get("class_counts")
-    return replace(entry, class_counts=tuple(counts) if counts else None, recipe=glmc.get("recipe"),
-                   trained_by="glmc-zoo")
-
-
-_TABLE = {
-    # Released "updated" CIFAR runs (reference sections 3 and 8): width-64 ResNet-32.
-    "glmc_resnet32.cifar10_lt_if100": _cifar("glmc_resnet32.cifar10_lt_if100", 10, 88.50),
-    "glmc_resnet32.cifar10_lt_if50": _cifar("glmc_resnet32.cifar10_lt_if50", 10, 91.04),
-    "glmc_resnet32.cifar10_lt_if10": _cifar("glmc_resnet32.cifar10_lt_if10", 10, 94.87),
-    "glmc_resnet32.cifar100_lt_if100": _cifar("glmc_resnet32.cifar100_lt_if100", 100, 57.97),
-    "glmc_resnet32.cifar100_lt_if50": _cifar("glmc_resnet32.cifar100_lt_if50", 100, 63.78),
-    "glmc_resnet32.cifar100_lt_if10": _cifar("glmc_resnet32.cifar100_lt_if10", 100, 73.40),
-    "glmc_resnext50_32x4d.imagenet_lt": _imagenet_style(
-        "glmc_resnext50_32x4d.imagenet_lt", 1000, imagenet_labels(),
-        dict(top1=56.3, many=70.1, medium=52.4, few=30.4)),
-    "glmc_resnext50_32x4d.imagenet_lt_bs": _imagenet_style(
-        "glmc_resnext50_32x4d.imagenet_lt_bs", 1000, imagenet_labels(),
-        dict(top1=57.21, many=64.76, medium=55.67, few=42.19)),
-    "glmc_resnext50_32x4d.inat2018": _imagenet_style(
-        "glmc_resnext50_32x4d.inat2018", 8142, index_labels(8142),
-        dict(top1=72.21, many=64.60, medium=73.16, few=73.01), mean=_INAT_MEAN, std=_INAT_STD),
-    "glmc_resnet50": _imagenet_style("glmc_resnet50", 1000, imagenet_labels(), **_NO_WEIGHTS),
-}
-
-# Trained by this project on the real CIFAR-10 (JPEG copy) and shipped in the package. Listed first so
-# that a shipped weight set is its architecture's default.
-_TABLE = {**{n: _bundled(n) for n in sorted(p.name for p in _BUNDLED_DIR.glob("*.*") if p.is_dir())}, **_TABLE}
-# Weight sets an earlier release shipped and a later one replaced: the name stays known, so that loading it says
-# what replaced it instead of "unknown tag". Listed after the shipped ones, never an architecture's default.
-_WITHDRAWN = {
-    "glmc_resnet32_w16.cifar10_lt_if100_jpeg": replace(_cifar(
-        "glmc_resnet32_w16.cifar10_lt_if100_jpeg", 10, weights="withdrawn", kind="measured",
-        metrics=dict(top1=50.93, top5=96.75, many=42.94, medium=82.90),  # its 0.1.0 card
-        source="glmc-zoo 0.1.0's card: final epoch (30) on the 10000-image test set",
-        weights_note="the 30-epoch CPU run (50.93% top-1) shipped in glmc-zoo 0.1.0, withdrawn in 0.2.0 for the "
-                     "finished 200-epoch run: use glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"),
-        class_counts=(5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50), trained_by="glmc-zoo"),
-}
-if not any(name.startswith("glmc_resnet32_w16.") for name in _TABLE):  # no shipped weights: architecture only
-    _TABLE = {"glmc_resnet32_w16": _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS), **_TABLE}
-_TABLE.update({n: ws for n, ws in _WITHDRAWN.items() if n not in _TABLE})  # a shipped folder wins over the record
-
-#: Every weight set (and architecture-only entry) by name: the single source of truth.
-WEIGHTS: dict[str, WeightSet] = dict(_TABLE)
+#: timm's pretrained configs, one per record of the registry (glmc_zoo/registry.py).
 default_cfgs = generate_default_cfgs({k: w.cfg for k, w in WEIGHTS.items()})
 
 
