@@ -15,7 +15,7 @@ import torch
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.errors import TrainError
-from glmc_zoo.training.configs import TrainConfig
+from glmc_zoo.training.configs import TrainConfig, config_difference, config_from_dict
 
 CKPT_NAME = "checkpoint.pt"
 
@@ -86,3 +86,31 @@ class StopSignals:
         for sig, h in self._old.items():
             signal.signal(sig, h)
         self._old.clear()
+
+
+def resume_state(resume, cfg: TrainConfig, stop_after: int | None) -> dict | None:
+    """The checkpoint a run resumes from (None for a new run), refused when it was made with another
+    config (run-time keys aside) or when `stop_after` is not an epoch still ahead of it."""
+    state = None
+    if resume:
+        state = load_checkpoint(resume)
+        diff = config_difference(config_from_dict(state["config"]), cfg)
+        if diff:
+            raise TrainError(f"--resume: the checkpoint was made with a different config: {diff}. "
+                             f"Resume with the same --config, --init and --set values.")
+    done = state["epoch"] if state else 0
+    if stop_after is not None and not done < stop_after <= cfg.epochs:
+        raise TrainError(f"--stop-after {stop_after}: give an epoch after the {done} already complete and at most "
+                         f"the schedule's {cfg.epochs}")
+    return state
+
+
+def restore(state: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer, resume, arch: str) -> None:
+    """Load a checkpoint's weights and optimizer state; a checkpoint that does not fit is named in one line."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        first = str(e).strip().splitlines()[0][:300]
+        raise TrainError(f"--resume {resume}: the checkpoint's weights or optimizer state do not fit {arch} "
+                         f"({first}); give the checkpoint.pt of this run") from None

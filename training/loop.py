@@ -26,8 +26,16 @@ from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 from glmc_zoo.training.batches import Batcher, epoch_plan
-from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, checkpoint_state, load_checkpoint, save_checkpoint
-from glmc_zoo.training.configs import TrainConfig, config_difference, config_from_dict
+from glmc_zoo.training.checkpoint import (
+    CKPT_NAME,
+    StopSignals,
+    checkpoint_state,
+    load_checkpoint,
+    restore,
+    resume_state,
+    save_checkpoint,
+)
+from glmc_zoo.training.configs import TrainConfig
 from glmc_zoo.training.data import LongTailedData, load_data
 from glmc_zoo.training.distributed import Ranks, convert_sync_batchnorm, init_from_env, rank_world, two_view_forward
 from glmc_zoo.training.method import (
@@ -242,17 +250,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
 
         return train_maxnorm(cfg, out, dev, resume, progress, download, command, should_stop, data, stop_after, _log)
     ranks = Ranks()
-    state = None
-    if resume:
-        state = load_checkpoint(resume)
-        diff = config_difference(config_from_dict(state["config"]), cfg)
-        if diff:
-            raise TrainError(f"--resume: the checkpoint was made with a different config: {diff}. "
-                             f"Resume with the same --config and --set values.")
-    done = state["epoch"] if state else 0
-    if stop_after is not None and not done < stop_after <= cfg.epochs:
-        raise TrainError(f"--stop-after {stop_after}: give an epoch after the {done} already complete and at most "
-                         f"the schedule's {cfg.epochs}")
+    state = resume_state(resume, cfg, stop_after)
 
     data = data or load_data(cfg, download=download)
     counts = torch.tensor(data.class_counts)
@@ -281,13 +279,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     start_epoch, start_step, step_gen_state, running = 0, 0, None, None
     if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0][:300]
-            raise TrainError(f"--resume {resume}: the checkpoint's weights or optimizer state do not fit {cfg.model} "
-                             f"({first}); give the checkpoint.pt of this run") from None
+        restore(state, model, optimizer, resume, cfg.model)
         start_epoch, start_step = state["epoch"], state["step"]
         step_gen_state, running = state.get("gen_state"), state.get("running")
 

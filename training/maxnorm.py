@@ -26,8 +26,8 @@ from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.errors import TrainError
 from glmc_zoo.training.batches import Batcher, epoch_plan
-from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, load_checkpoint, save_checkpoint
-from glmc_zoo.training.configs import TrainConfig, config_from_dict
+from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, restore, resume_state, save_checkpoint
+from glmc_zoo.training.configs import TrainConfig
 from glmc_zoo.training.data import LongTailedData, load_data
 from glmc_zoo.training.method import lr_at_epoch
 
@@ -127,18 +127,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     from glmc_zoo.hub import save_pretrained
     from glmc_zoo.training.loop import _evaluate, _plot_curves, resolve_precision
 
-    state = None
-    if resume:
-        state = load_checkpoint(resume)
-        saved = config_from_dict(state["config"])
-        if saved != cfg:
-            diff = {k: (v, getattr(cfg, k)) for k, v in saved.to_dict().items() if getattr(cfg, k) != v}
-            raise TrainError(f"--resume: the checkpoint was made with a different config: {diff}. "
-                             f"Resume with the same --config, --init and --set values.")
-    done = state["epoch"] if state else 0
-    if stop_after is not None and not done < stop_after <= cfg.epochs:
-        raise TrainError(f"--stop-after {stop_after}: give an epoch after the {done} already complete and at most "
-                         f"the schedule's {cfg.epochs}")
+    state = resume_state(resume, cfg, stop_after)
     model, first_glmc = load_first_stage(cfg.init)
     data = data or load_data(cfg, download=download)
     if first_glmc.get("class_counts") and list(first_glmc["class_counts"]) != list(data.class_counts):
@@ -167,13 +156,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     optimizer = torch.optim.SGD(active, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     start_epoch, start_step, gen_state, running = 0, 0, None, None
     if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0][:300]
-            raise TrainError(f"--resume {resume}: the checkpoint's weights or optimizer state do not fit {cfg.model} "
-                             f"({first}); give the checkpoint.pt of this run") from None
+        restore(state, model, optimizer, resume, cfg.model)
         start_epoch, start_step = state["epoch"], state["step"]
         gen_state, running = state.get("gen_state"), state.get("running")
         radius = float(state["maxnorm_radius"])
