@@ -191,6 +191,12 @@ def image_files(folder: str | Path) -> list[Path]:
     """The image files under `folder`, recursively (following links, each folder once), sorted by path. Hidden files and
     folders (a name starting with ".": `.DS_Store`, macOS's `._photo.jpg`, `.ipynb_checkpoints/`) are
     skipped, as are other suffixes. Training, `eval` and `predict` all list a folder this way."""
+    return [Path(f) for f in image_file_paths(folder)]
+
+
+def image_file_paths(folder: str | Path) -> list[str]:
+    """`image_files` as strings, in the same order (sorted by path components, as `Path` sorts), without
+    making a `Path` per file: a folder of 60,000 images lists in a fraction of a second."""
     found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         st = os.stat(dirpath)
@@ -199,9 +205,10 @@ def image_files(folder: str | Path) -> list[Path]:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        found += [Path(dirpath, f) for f in filenames
-                  if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(f for f in found if f.is_file())
+        found += [os.path.join(dirpath, f) for f in filenames
+                  if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES]
+    found = [str(Path(f)) for f in found] if os.sep != "/" else found
+    return sorted((f for f in found if os.path.isfile(f)), key=lambda f: f.split(os.sep))
 
 
 def expand_sources(sources: Iterable[str]) -> list[str]:

@@ -158,6 +158,10 @@ _TABLE = {
         "glmc_resnext50_32x4d.inat2018", 8142, index_labels(8142),
         dict(top1=72.21, many=64.60, medium=73.16, few=73.01), mean=_INAT_MEAN, std=_INAT_STD),
     "glmc_resnet50": _imagenet_style("glmc_resnet50", 1000, imagenet_labels(), **_NO_WEIGHTS),
+    # GLMC on any timm backbone (glmc_zoo/models/glmc_timm.py): trained here from the backbone's pretrained weights
+    "glmc_timm": _imagenet_style("glmc_timm", 1000, imagenet_labels(), weights="none",
+                                 weights_note="GLMC's heads on any timm backbone: train it from pretrained weights "
+                                              "with `glmc-zoo train --set init=REF` (docs/own_data.md)"),
 }
 
 # Trained by this project on the real CIFAR-10 (JPEG copy) and shipped in the package. Listed first so

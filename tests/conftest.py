@@ -18,10 +18,13 @@ torch.set_num_threads(int(os.environ.get("GLMC_ZOO_TEST_THREADS", max(1, min(2, 
 PINNED = dict(amp="none", compile="off")
 
 
-#: The test files that train or launch processes for minutes, started first so that pytest-xdist's two workers
-#: (whole files each, `--dist loadfile`, so that a module's shared runs are made once) end together.
-_LONG_FIRST = ("test_training_run.py", "test_distributed.py", "test_training.py", "test_careless.py",
-               "test_precision.py", "test_maxnorm.py")
+#: The test files by their measured time, longest first, so that pytest-xdist's two workers (whole files each,
+#: `--dist loadfile`, so that a module's shared runs are made once) end together. xdist's own reordering (by
+#: the number of tests in a file, which started the one-test files of minutes last) is off: pyproject's
+#: `--no-loadscope-reorder`.
+_LONG_FIRST = ("test_distributed.py", "test_precision.py", "test_training_run.py", "test_training.py", "test_careless.py",
+               "test_backbones.py", "test_deploy.py", "test_models.py", "test_shipped_model.py", "test_maxnorm.py",
+               "test_export.py", "test_hub.py", "test_cli.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -189,3 +189,66 @@ def test_small_non_square_images_keep_their_aspect(tmp_path):
     want = pre(Image.open(tmp_path / "test" / "a" / "0.png").convert("RGB"))  # (3, 16, 16) in [0, 1]
     got = data.test.images[0].transpose(2, 0, 1).astype(np.float32) / 255.0
     assert np.abs(got - want).max() < 1e-6
+
+
+def test_header_scan_is_remembered_per_set_of_files_and_failures_are_not(tmp_path, monkeypatch):
+    """A folder's header scan (every file's size) is read once per set of files: an added, changed or removed
+    file makes a new scan; an unreadable file is named every time, never remembered as fine."""
+    import os
+
+    from PIL import Image
+
+    from glmc_zoo.training import data as D
+
+    monkeypatch.setenv("GLMC_ZOO_CACHE", str(tmp_path / "cache"))
+    for c, side in (("a", 20), ("b", 40)):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (side, side), (i * 40, 0, 0)).save(tmp_path / "d" / c / f"{i}.png")
+    calls = []
+    real = D._largest_side
+    monkeypatch.setattr(D, "_largest_side", lambda paths: calls.append(len(paths)) or real(paths))
+    _, paths, _ = D._list_folder(tmp_path / "d")
+    assert D._largest_side_cached(paths, D._file_stamps(paths)) == 40
+    assert D._largest_side_cached(paths, D._file_stamps(paths)) == 40 and calls == [6]  # remembered
+    Image.new("RGB", (70, 50)).save(tmp_path / "d" / "a" / "0.png")  # changed: a new scan, a new answer
+    os.utime(tmp_path / "d" / "a" / "0.png", ns=(1, 1))
+    assert D._largest_side_cached(paths, D._file_stamps(paths)) == 70 and calls == [6, 6]
+    (tmp_path / "d" / "b" / "1.png").write_bytes(b"not an image")
+    for _ in range(2):
+        with pytest.raises(DataError, match="1.png"):
+            D._largest_side_cached(paths, D._file_stamps(paths))
+    assert calls == [6, 6, 6, 6]
+
+
+def test_cache_lock_makes_a_second_process_wait(tmp_path):
+    """The lock around unpacking and decoding into the cache: a process that finds it held waits until the
+    holder lets go (here: until the parent tells the holder to, half a second after the second asked)."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, sys, time; os.environ['GLMC_ZOO_CACHE'] = sys.argv[1]\n"
+            "from glmc_zoo.training.data import cache_lock\n"
+            "print('asking', flush=True); t = time.monotonic()\n"
+            "with cache_lock('x'):\n"
+            "    print('holding', round(time.monotonic() - t, 2), flush=True); sys.stdin.readline()\n")
+    run = lambda: subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,  # noqa: E731
+                                   stdout=subprocess.PIPE, text=True)
+    first, second = run(), None
+    try:
+        assert first.stdout.readline() == "asking\n" and first.stdout.readline().startswith("holding")
+        second = run()
+        assert second.stdout.readline() == "asking\n"
+        time.sleep(0.5)
+        first.stdin.write("\n")
+        first.stdin.flush()
+        waited = float(second.stdout.readline().split()[1])
+        second.stdin.write("\n")
+        second.stdin.flush()
+        assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 0
+    finally:
+        for p in (first, second):
+            if p is not None:
+                p.kill()
+    assert waited >= 0.5

@@ -15,22 +15,24 @@ from glmc_zoo.training.loop import train
 @pytest.mark.slow
 def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     out = tmp_path / "run"
-    metrics = train(_cfg(), out, device="cpu", progress=False, data=small_lt, command="pytest smoke")
+    cfg = _cfg(epochs=4, batch_size=16, lr=0.03, eval_every=2)  # 305 steps of 16 on 1,222 images
+    metrics = train(cfg, out, device="cpu", progress=False, data=small_lt, command="pytest smoke")
     print(f"smoke run: top1 {metrics['top1']:.2f} many {metrics['many']:.2f} medium {metrics['medium']:.2f}")
-    # Measured on the 2-core CI machine: top-1 23.4% on the 1,000-image subset (chance: 10%) after 8 epochs on
-    # 1,222 images (305 steps); GLMC's always-on MixUp/CutMix learns slowly from so few steps.
-    assert metrics["top1"] > 18.0
+    # Measured on a 2-core AMD EPYC: top-1 20.8% on the 1,000-image subset (chance: 10%) after 4 epochs of
+    # batch 16 (305 steps; 8 epochs of batch 32, the same steps on twice the images, gave 23.4%). GLMC's
+    # always-on MixUp/CutMix learns slowly from so few steps.
+    assert metrics["top1"] > 16.0
     assert metrics["selection"].startswith("final epoch")
     for f in ("config.json", "split.json", "metrics.jsonl", "metrics.json", "train_log.jsonl", "checkpoint.pt",
               "per_class_accuracy.png", "confusion_matrix.png", "command.txt", "training_curves.png", "run.log"):
         assert (out / f).is_file(), f
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["epoch"] for m in lines] == [4, 8]
+    assert [m["epoch"] for m in lines] == [2, 4]
     assert {"top1", "top5", "many", "medium", "few", "loss", "lr", "images_per_s", "per_class", "fc_top1"} <= set(lines[-1])
     assert len(lines[-1]["per_class"]) == 10 and 0 <= lines[-1]["fc_top1"] <= 100
     log = (out / "run.log").read_text()
     assert "precision fp32" in log or "precision bf16" in log
-    assert "epoch 8/8" in log and "run remaining" in log and "eval epoch 8" in log
+    assert "epoch 4/4" in log and "run remaining" in log and "eval epoch 4" in log
     split = json.loads((out / "split.json").read_text())
     assert split["class_counts"] == small_lt.class_counts and len(split["train_indices"]) == len(small_lt.train)
     card = (out / "model" / "README.md").read_text()
@@ -58,7 +60,7 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
 
     report = run_report(out)  # what the run logged, as Markdown: both evaluations, the final one marked
     assert "**Status**: finished" in report and "`pytest smoke`" in report
-    rows = [x for x in report.splitlines() if x.startswith(("| 4 |", "| 8 (final) |"))]
+    rows = [x for x in report.splitlines() if x.startswith(("| 2 |", "| 4 (final) |"))]
     assert len(rows) == 2 and f"| {metrics['top1']:.2f} | {metrics['top5']:.2f} |" in rows[1]
     assert f"| cat | {small_lt.class_counts[3]} | " in report and "fc_cb at the final epoch" in report
 
@@ -72,7 +74,7 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     card = (folder / "README.md").read_text()
     assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
     assert "## Per-class accuracy" in card and cfg["glmc"]["measured_per_class"]["cat"] == lines[-1]["per_class"][3]
-    assert " h for 8 epochs" in cfg["glmc"]["training_time"] and "median epoch " in cfg["glmc"]["training_time"]
+    assert " h for 4 epochs" in cfg["glmc"]["training_time"] and "median epoch " in cfg["glmc"]["training_time"]
     assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
     assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set
     import glmc_zoo

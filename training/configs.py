@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import typing
 from dataclasses import dataclass, fields, replace
@@ -37,6 +38,12 @@ class TrainConfig:
     normalization: str = "auto"
     # -- model ---------------------------------------------------------------------------------------
     model: str = "glmc_resnet32"
+    # model=glmc_timm: the timm architecture under GLMC's heads (resnet50, convnext_tiny, vit_small_patch16_224, ...);
+    # with `init` a timm reference, its architecture (this key may then be left empty)
+    backbone: str = ""
+    # more keyword arguments of the model, as a JSON object: '{"blocks_per_stage": 9}' (a CIFAR ResNet-56),
+    # '{"drop_rate": 0.2}', '{"backbone_args": {"drop_path_rate": 0.1}}'. A saved model folder records them.
+    model_args: str = ""
     # -- method ----------------------------------------------------------------------------------------
     epochs: int = 200
     batch_size: int = 64
@@ -63,7 +70,10 @@ class TrainConfig:
     sync_bn: bool = False
     # -- second stage (stage=maxnorm: docs/maxnorm.md) -----------------------------------------------------
     stage: str = "glmc"  # glmc | maxnorm (fine-tune fc_cb of the --init model under a max-norm constraint)
-    init: str = ""  # the first stage: a finished run directory, a weights folder or a model name
+    # stage glmc: pretrained weights to start from (training/pretrained.py): any timm reference (timm/resnet50.a1_in1k,
+    # hf-hub:ORG/NAME, local-dir:DIR) or a glmc-zoo weights folder, finished run or weight-set name.
+    # stage maxnorm: the first stage (a finished run directory, a weights folder or a model name)
+    init: str = ""
     maxnorm_thresh: float = 0.1  # radius = min + thresh * (max - min) of the first stage's fc_cb row norms
     maxnorm_every: str = "epoch"  # epoch (as the weight-balancing code calls its PGD) | step (after every update)
     maxnorm_bn: str = "train"  # train (BN statistics re-estimated, as released) | frozen (backbone in eval mode)
@@ -121,8 +131,32 @@ def check_config(cfg: TrainConfig) -> None:
     if not cfg.model.startswith("glmc_"):
         raise ConfigError(f"model={cfg.model!r}: a GLMC architecture is needed (glmc_resnet32_w16, glmc_resnet32, "
                           f"glmc_resnet50, glmc_resnext50_32x4d); `glmc-zoo list` shows them")
+    model_args_of(cfg)
+    if cfg.model == "glmc_timm" and not (cfg.backbone or (cfg.init and cfg.stage == "glmc")):
+        raise ConfigError("model=glmc_timm needs a backbone: --set backbone=NAME (any timm architecture, e.g. resnet50, "
+                          "convnext_tiny, vit_small_patch16_224) or --set init=REF (pretrained weights, e.g. "
+                          "timm/resnet50.a1_in1k, whose architecture it takes)")
     if cfg.stage == "maxnorm" and cfg.maxnorm_thresh >= 1:
         raise ConfigError(f"maxnorm_thresh={cfg.maxnorm_thresh!r}: give 0 <= thresh < 1 (1 leaves every row inside)")
+
+
+def model_args_of(cfg: TrainConfig) -> dict:
+    """`cfg.model_args` as a dict ({} when empty); a `ConfigError` when it is not a JSON object."""
+    if not cfg.model_args:
+        return {}
+    try:
+        args = json.loads(cfg.model_args)
+    except ValueError as e:
+        raise ConfigError(f"model_args={cfg.model_args!r}: not JSON ({e}); give an object, e.g. "
+                          f"--set 'model_args={{\"blocks_per_stage\": 9}}'") from e
+    if not isinstance(args, dict):
+        raise ConfigError(f"model_args={cfg.model_args!r}: give a JSON object of keyword arguments, e.g. "
+                          f"--set 'model_args={{\"drop_rate\": 0.2}}'")
+    reserved = sorted(set(args) & {"num_classes", "pretrained", "backbone"})
+    if reserved:
+        raise ConfigError(f"model_args={cfg.model_args!r}: {', '.join(reserved)} {'is' if len(reserved) == 1 else 'are'} "
+                          f"set by the run (the data's classes, init, backbone); remove {'it' if len(reserved) == 1 else 'them'}")
+    return args
 
 
 _LARGE = dict(model="glmc_resnext50_32x4d", image_size=224, imbalance_factor=1.0, schedule="warmup_cosine",
@@ -214,6 +248,18 @@ _CONFIGS: dict[str, TrainConfig] = {
                 reference="your own DIR/train,test/<class>/ (or DIR/<class>/ with holdout) at 224 px, as it is; "
                           "hyper-parameters of imagenet_lt on glmc_resnext50_32x4d",
                 dataset="imagefolder", normalization="imagenet"),
+        # Your own image folder from a pretrained timm backbone (issue 25, docs/own_data.md): fine-tuning, not training
+        # from scratch. Any backbone: --set init=REF (timm/convnext_tiny.in12k_ft_in1k, hf-hub:..., local-dir:...).
+        replace(_large_run("imagenet_lt", "imagenet_lt", "ImageNet-LT", 135, 120, 2e-4), name="imagefolder_finetune",
+                reference="your own DIR/train,test/<class>/ (or DIR/<class>/ with holdout) at 224 px from an ImageNet-"
+                          "pretrained backbone (init=timm/resnet50.a1_in1k by default). GLMC's ImageNet-LT loss weights "
+                          "(q 0.2, tau 1.0, w 10); fine-tuning hyper-parameters, not GLMC's: SGD lr 0.01 (a tenth of the "
+                          "from-scratch 0.1, the usual fine-tuning ratio), momentum 0.9, weight decay 1e-4, batch 64, "
+                          "30 epochs, 1 warm-up epoch then cosine (Kornblith et al., CVPR 2019, fine-tune pretrained "
+                          "ImageNet models with SGD and a small learning rate); normalisation and preprocessing "
+                          "are the backbone's own (normalization=auto)",
+                dataset="imagefolder", model="glmc_timm", init="timm/resnet50.a1_in1k", normalization="auto",
+                epochs=30, batch_size=64, lr=0.01, weight_decay=1e-4, warmup_epochs=1, eval_every=5),
     ]
 }
 

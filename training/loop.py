@@ -9,6 +9,7 @@ live in their own modules.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -240,7 +241,6 @@ class RunFolder:
 def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
            command: str | None, should_stop, data: LongTailedData | None, on_trained,
            stop_after: int | None) -> dict:
-    import timm
 
     import glmc_zoo  # noqa: F401
     from glmc_zoo.hub import save_pretrained
@@ -266,8 +266,14 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         elif command:
             _log(out, f"resumed at epoch {state['epoch'] + 1}, step {state['step']}: {command}", progress)
 
-    torch.manual_seed(cfg.seed)
-    model = timm.create_model(cfg.model, pretrained=False, num_classes=num_classes)
+    from glmc_zoo.training.pretrained import build_model
+
+    made = build_model(cfg, num_classes, data.classes, load=state is None)  # seeded by cfg.seed; `init` loaded
+    model = made.model
+    if made.mean is not None and cfg.normalization == "auto":  # the pretrained weights' own normalisation
+        data = dataclasses.replace(data, mean=made.mean, std=made.std)
+    if made.note and ranks.is_main and state is None:
+        _log(out, made.note, progress)
     model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=tuple(data.classes),
                                 mean=data.mean, std=data.std,
                                 input_size=(3, cfg.image_size, cfg.image_size), tag=None, hf_hub_id=None)
@@ -386,7 +392,9 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             with open(out / "train_log.jsonl", "a") as f:
                 f.write(json.dumps(epoch_log) + "\n")
             save_checkpoint(out / CKPT_NAME, checkpoint_state(model, optimizer, cfg, epoch + 1, 0, None, None, precision))
-            left = (cfg.epochs - epoch - 1) * float(np.median(epoch_secs[-10:] or [secs]))  # median: robust to a paused epoch
+            # median: robust to a paused epoch; a resumed part of an epoch alone is scaled to a whole one
+            whole = secs * len(plan) / max(len(plan) - first, 1)
+            left = (cfg.epochs - epoch - 1) * float(np.median(epoch_secs[-10:] or [whole]))
             _log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
                       f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}", progress)
             if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:

@@ -2,6 +2,7 @@
 `glmc_zoo.registry` (no torch needed to read them)."""
 
 from glmc_zoo.models.glmc_resnet import GLMCOutput, GLMCResNet
+from glmc_zoo.models.glmc_timm import GLMCTimm
 from glmc_zoo.registry import WEIGHTS, WeightSet, get_weights, weight_sets
 
 
@@ -13,4 +14,4 @@ def glmc_model_names(pretrained: bool = False) -> list[str]:
     return sorted(timm.list_models("glmc_*", pretrained=pretrained))
 
 
-__all__ = ["GLMCOutput", "GLMCResNet", "WEIGHTS", "WeightSet", "get_weights", "glmc_model_names", "weight_sets"]
+__all__ = ["GLMCOutput", "GLMCResNet", "GLMCTimm", "WEIGHTS", "WeightSet", "get_weights", "glmc_model_names", "weight_sets"]

@@ -320,9 +320,6 @@ def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwarg
     return model
 
 
-default_cfgs = generate_default_cfgs({k: w.cfg for k, w in WEIGHTS.items()})
-
-
 #: timm's pretrained configs, one per record of the registry (glmc_zoo/registry.py).
 default_cfgs = generate_default_cfgs({k: w.cfg for k, w in WEIGHTS.items()})
 

@@ -1,0 +1,238 @@
+"""GLMC on any timm backbone, started from pretrained weights (`glmc_timm`, `--set init=REF`).
+
+No Hub is reachable here: every "pretrained" checkpoint is made in the test in timm's own format (a
+`local-dir:` folder written by timm's `save_for_hf`, and a populated Hugging Face cache entry read with
+`HF_HUB_OFFLINE=1`), with weights that are not an initialisation, so that a load is told from a fresh model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import PINNED
+
+from glmc_zoo.errors import TrainError
+from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
+from glmc_zoo.training.pretrained import build_model
+
+#: one CNN of each family and a ViT, as small as timm has them (built for 32-px CIFAR images)
+BACKBONES = {"resnet10t": {}, "convnext_atto": {}, "vit_tiny_patch16_224": {"img_size": 32}}
+
+
+def _pretrained_folder(arch: str, root: Path, args: dict | None = None) -> Path:
+    """A timm checkpoint of `arch` in timm's own format (config.json + model.safetensors), with weights that
+    differ from any fresh initialisation."""
+    import timm
+    from timm.models import save_for_hf
+
+    torch.manual_seed(123)
+    model = timm.create_model(arch, pretrained=False, num_classes=7, **(args or {}))
+    with torch.no_grad():
+        for v in model.state_dict().values():
+            if v.is_floating_point():
+                v.add_(torch.randn_like(v) * 0.01)
+    out = root / arch
+    save_for_hf(model, out, safe_serialization=True)
+    return out
+
+
+def _cfg(**kw):
+    base = dict(dataset="imagefolder", model="glmc_timm", epochs=1, batch_size=32, lr=0.01, eval_every=1,
+                imbalance_factor=10, max_images_per_class=300, image_size=32, **PINNED)
+    return apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(base, **kw))
+
+
+def _body(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k[len("backbone."):]: v for k, v in model.state_dict().items() if k.startswith("backbone.")}
+
+
+def test_a_timm_checkpoint_loads_into_the_backbone_bit_for_bit_and_the_heads_are_new(tmp_path):
+    from safetensors.torch import load_file
+
+    folder = _pretrained_folder("resnet10t", tmp_path)
+    saved = load_file(folder / "model.safetensors")
+    made = build_model(_cfg(init=f"local-dir:{folder}"), 10, [str(i) for i in range(10)])
+    body = _body(made.model)
+    assert set(body) == {k for k in saved if not k.startswith("fc.")}  # every backbone tensor, no classifier
+    assert all(torch.equal(body[k], saved[k]) for k in body)
+    assert made.model.fc_cb.weight.shape == (10, 512) and made.model.projection_head[0].weight.shape == (256, 512)
+    assert "resnet10t backbone" in made.note and "GLMC heads fresh" in made.note
+    assert made.mean == (0.485, 0.456, 0.406)  # the backbone's own normalisation, for normalization=auto
+    assert made.model_args == dict(backbone="resnet10t", backbone_args={})
+    again = build_model(_cfg(init=f"local-dir:{folder}"), 10, [str(i) for i in range(10)])
+    assert all(torch.equal(a, b) for a, b in zip(made.model.state_dict().values(), again.model.state_dict().values()))
+
+
+def test_the_hub_cache_serves_init_offline_and_a_missing_entry_says_how_to_get_it(tmp_path, monkeypatch):
+    """A Hugging Face cache entry laid out as `hf download` leaves it (blobs, snapshots, refs), read offline."""
+    import hashlib
+    import shutil
+
+    folder = _pretrained_folder("resnet10t", tmp_path / "src")
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--resnet10t-ft"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    for name in ("config.json", "model.safetensors"):
+        data = (folder / name).read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.parent.mkdir(exist_ok=True)
+        shutil.copyfile(folder / name, blob)
+        snap = repo / "snapshots" / commit / name
+        snap.parent.mkdir(parents=True, exist_ok=True)
+        snap.symlink_to(blob)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    from safetensors.torch import load_file
+
+    made = build_model(_cfg(init="someone/resnet10t-ft"), 10, [str(i) for i in range(10)])
+    saved = load_file(folder / "model.safetensors")
+    assert all(torch.equal(v, saved[k]) for k, v in _body(made.model).items())
+    with pytest.raises(TrainError, match=r"not in the local Hugging Face cache.*hf download nobody/nothing"):
+        build_model(_cfg(init="hf-hub:nobody/nothing"), 10, [str(i) for i in range(10)])
+
+
+def test_mismatches_and_unknown_references_are_one_line_errors(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = _pretrained_folder("resnet10t", tmp_path)
+    weights = load_file(folder / "model.safetensors")
+    weights["layer1.0.conv1.weight"] = weights["layer1.0.conv1.weight"][:, :8].contiguous()  # half its inputs
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(TrainError, match=r"init=local-dir:.*layer1\.0\.conv1\.weight") as e:
+        build_model(_cfg(init=f"local-dir:{folder}"), 10, list("abcdefghij"))
+    assert "\n" not in str(e.value)
+    with pytest.raises(TrainError, match="not a model timm or glmc-zoo knows") as e:
+        build_model(_cfg(init="resnet_fifty.a1_in1k"), 10, list("abcdefghij"))
+    assert "\n" not in str(e.value)
+    with pytest.raises(TrainError, match="not a timm model folder"):
+        build_model(_cfg(init=f"local-dir:{tmp_path / 'nowhere'}"), 10, list("abcdefghij"))
+    with pytest.raises(ConfigError, match="model=glmc_timm needs a backbone"):
+        _cfg(init="")
+    with pytest.raises(TrainError, match="backbone='resnet_fifty'.*not a timm architecture.*did you mean"):
+        build_model(_cfg(backbone="resnet_fifty"), 10, list("abcdefghij"))
+
+
+def test_a_glmc_resnet50_takes_timm_resnet50_weights_by_name(tmp_path):
+    """timm's ResNet-50 and GLMC's have the same parameter names: `init` fills glmc_resnet50's backbone."""
+    import timm
+    from timm.models import save_for_hf
+
+    torch.manual_seed(0)
+    pre = timm.create_model("resnet50", num_classes=3)
+    save_for_hf(pre, tmp_path / "r50", safe_serialization=True)
+    made = build_model(_cfg(model="glmc_resnet50", init=f"local-dir:{tmp_path / 'r50'}"), 10, list("abcdefghij"))
+    assert type(made.model).__name__ == "GLMCImageNetResNet" and made.model_args == {}
+    ref = pre.state_dict()
+    got = made.model.state_dict()
+    assert all(torch.equal(got[k], ref[k]) for k in ref if not k.startswith("fc."))
+
+
+def test_init_from_a_glmc_model_keeps_its_heads_only_for_the_same_classes():
+    from glmc_zoo.hub import create_model
+    from glmc_zoo.labels import CIFAR10_LABELS
+
+    name = "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"
+    shipped = create_model(name).state_dict()
+    same = build_model(_cfg(model="glmc_resnet32_w16", init=name), 10, list(CIFAR10_LABELS)).model.state_dict()
+    assert all(torch.equal(same[k], shipped[k]) for k in shipped)
+    other = build_model(_cfg(model="glmc_resnet32_w16", init=name), 4, ["cat", "dog", "ship", "truck"]).model
+    got = other.state_dict()
+    assert other.fc_cb.weight.shape == (4, 64)
+    assert all(torch.equal(got[k], shipped[k]) for k in shipped if not k.startswith(("fc.", "fc_cb.")))
+
+
+@pytest.mark.parametrize("arch", list(BACKBONES))
+def test_timm_model_contract_features_and_intermediates(arch):
+    import timm
+
+    import glmc_zoo  # noqa: F401
+
+    args = BACKBONES[arch]
+    model = timm.create_model("glmc_timm", backbone=arch, backbone_args=args, num_classes=5).eval()
+    x = torch.randn(2, 3, 32, 32)
+    out = model.forward_train(x)
+    assert out.logits.shape == out.logits_cb.shape == (2, 5) and out.z.shape == out.p.shape == (2, 256)
+    assert torch.equal(model(x), out.logits_cb)
+    assert model.get_classifier(name_only=True) == "fc_cb" and model.pretrained_cfg["architecture"] == "glmc_timm"
+    assert model._model_args["backbone"] == arch
+    feats = timm.create_model("glmc_timm", backbone=arch, backbone_args=args, features_only=True, out_indices=(-2, -1))
+    maps = feats(x)
+    assert len(maps) == 2 and all(m.shape[0] == 2 for m in maps)
+    last = model.forward_intermediates(x, indices=1, intermediates_only=True)
+    assert len(last) == 1
+
+
+def test_head_options_reach_the_backbone():
+    import timm
+
+    import glmc_zoo  # noqa: F401
+
+    x = torch.randn(2, 3, 32, 32)
+    unpooled = timm.create_model("glmc_timm", backbone="resnet10t", num_classes=0, global_pool="")
+    out = unpooled(x)
+    assert out.ndim == 4 and out.shape[1] == unpooled.num_features == unpooled.head_hidden_size == 512
+    groups = timm.create_model("glmc_timm", backbone="resnet10t").group_matcher(coarse=True)
+    assert groups["stem"].startswith("^backbone\\.")  # the backbone's groups, under backbone.
+    deep = timm.create_model("glmc_timm", backbone="convnext_atto", drop_path_rate=0.1, drop_rate=0.5)
+    assert deep.head_drop.p == 0.5  # dropout before GLMC's heads; stochastic depth inside the backbone
+    assert any(type(m).__name__ == "DropPath" for m in deep.backbone.modules())
+    with pytest.raises(ValueError, match="backbone='not_a_net'.*not a timm architecture"):
+        timm.create_model("glmc_timm", backbone="not_a_net")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", list(BACKBONES))
+def test_a_backbone_trains_from_pretrained_saves_reloads_and_exports(arch, tmp_path, tiny_lt, cifar_test_images):
+    """A few real GLMC steps from a pretrained checkpoint on real CIFAR-10 images; the finished run's model
+    reloads through timm's `local-dir:` with identical logits, and its ONNX export verifies."""
+    import timm
+
+    from glmc_zoo.export.onnx import export_onnx
+    from glmc_zoo.training.loop import train
+
+    folder = _pretrained_folder(arch, tmp_path, BACKBONES[arch])
+    data = replace(tiny_lt, train=tiny_lt.train.subset(np.arange(64)), train_indices=tiny_lt.train_indices[:64])
+    out = tmp_path / "run"
+    metrics = train(_cfg(init=f"local-dir:{folder}", channels_last=False), out, device="cpu", progress=False,
+                    data=data)
+    assert 0 <= metrics["top1"] <= 100
+    log = (out / "run.log").read_text()
+    assert f"{arch} backbone" in log and "every tensor loaded" in log
+    cfg = json.loads((out / "model" / "config.json").read_text())
+    assert cfg["architecture"] == "glmc_timm" and cfg["model_args"]["backbone"] == arch
+    assert cfg["pretrained_cfg"]["mean"] == list(timm.get_pretrained_cfg(arch).mean)  # the backbone's normalisation
+
+    model = timm.create_model(f"local-dir:{out / 'model'}", pretrained=True).eval()
+    trained = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
+    x = torch.randn(3, 3, 32, 32)
+    fresh = timm.create_model("glmc_timm", backbone=arch, backbone_args=BACKBONES[arch], num_classes=10).eval()
+    fresh.load_state_dict(trained)
+    with torch.no_grad():
+        assert torch.equal(model(x), fresh(x))
+    report = export_onnx(str(out / "model"), tmp_path / "m.onnx", verify_images=cifar_test_images[0][:32])
+    assert report.verified and report.passed and report.compared >= 32, report
+
+
+def test_the_fine_tuning_config_and_the_cli_name_bad_init(tmp_path, cifar_root):
+    cfg = get_config("imagefolder_finetune")
+    assert (cfg.model, cfg.init, cfg.image_size, cfg.normalization) == ("glmc_timm", "timm/resnet50.a1_in1k", 224, "auto")
+    assert "Kornblith" in cfg.reference
+    r = subprocess.run([sys.executable, "-m", "glmc_zoo.cli", "train", "--config", "imagefolder_32", "--data-root",
+                        str(cifar_root), "--output", str(tmp_path / "run"), "--set", "init=resnet_fifty.x",
+                        "--set", "max_images_per_class=20", "--no-progress"],
+                       capture_output=True, text=True, timeout=300, env=dict(__import__("os").environ, HF_HUB_OFFLINE="1"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "init=resnet_fifty.x" in r.stderr, r.stderr[-2000:]

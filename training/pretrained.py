@@ -1,0 +1,284 @@
+"""Start a GLMC run from pretrained weights (`--set init=REF`): any timm backbone, or a GLMC model.
+
+REF is anything timm loads pretrained (`timm/resnet50.a1_in1k`, `hf-hub:ORG/NAME`, `local-dir:DIR`,
+`resnet50.a1_in1k`), or a glmc-zoo weights folder, finished run or `glmc_*` weight-set name:
+
+- a timm backbone: the run's model is `glmc_timm` on that architecture (or the config's GLMC model when
+  its backbone has the same parameter names, e.g. `glmc_resnet50` from `resnet50.a1_in1k`); every
+  backbone tensor is loaded strictly (each one found, shapes equal), GLMC's four heads start fresh;
+- a GLMC model: its architecture and every weight; the class heads (`fc`, `fc_cb`) too when it was
+  trained on the same classes in the same order, fresh otherwise.
+
+Online, timm fetches Hub weights as it always does; offline they come from the local Hugging Face
+cache (`HF_HUB_OFFLINE=1`), and a missing one is named with the `hf download` command that gets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from glmc_zoo.errors import TrainError
+from glmc_zoo.training.configs import TrainConfig, model_args_of
+
+#: GLMC's heads: everything else in a GLMC model is the backbone.
+HEADS = ("fc.", "fc_cb.", "projection_head.", "contrast_head.")
+CLASS_HEADS = ("fc.", "fc_cb.")
+
+
+@dataclass
+class Init:
+    """What `build_model` made: the model, the architecture arguments a saved folder needs, the
+    preprocessing the pretrained weights expect, and one line for run.log."""
+
+    model: torch.nn.Module
+    note: str
+    mean: tuple | None = None
+    std: tuple | None = None
+    model_args: dict = field(default_factory=dict)
+
+
+def _is_glmc_ref(ref: str) -> bool:
+    path = Path(ref[len("local-dir:"):] if ref.startswith("local-dir:") else ref)
+    if path.is_dir() and ((path / "checkpoint.pt").is_file() or (path / "model" / "model.safetensors").is_file()):
+        return True  # a run directory
+    if path.is_dir() and (path / "config.json").is_file():
+        import json
+
+        try:
+            return str(json.loads((path / "config.json").read_text()).get("architecture", "")).startswith("glmc_")
+        except (OSError, ValueError):
+            return False
+    return ref.split(".", 1)[0].startswith("glmc_")
+
+
+def build_model(cfg: TrainConfig, num_classes: int, classes: list[str], load: bool = True) -> Init:
+    """The run's model, seeded by `cfg.seed`: fresh (no `init`), or started from `cfg.init` (its architecture
+    only with `load=False`: a resumed run takes every weight from its checkpoint)."""
+    import timm
+
+    import glmc_zoo  # noqa: F401  (registers the GLMC architectures)
+
+    if not cfg.init:
+        torch.manual_seed(cfg.seed)
+        args = _merge(_glmc_timm_args(cfg, cfg.backbone) if cfg.model == "glmc_timm" else {}, model_args_of(cfg))
+        try:
+            model = timm.create_model(cfg.model, pretrained=False, num_classes=num_classes, **args)
+        except TypeError as e:  # an argument the architecture does not take
+            raise TrainError(f"model_args={cfg.model_args!r}: {cfg.model} does not take these arguments ({e})") from e
+        return Init(model, "", model_args=args)
+    if _is_glmc_ref(cfg.init):
+        return _from_glmc(cfg, num_classes, classes)
+    return _from_backbone(cfg, num_classes, load)
+
+
+def _glmc_timm_args(cfg: TrainConfig, backbone: str) -> dict:
+    """`glmc_timm`'s arguments for `backbone`: a ViT-like backbone with a fixed input size is built for the
+    run's image size (timm resamples pretrained position embeddings to it)."""
+    import timm
+
+    if not backbone:
+        raise TrainError("model=glmc_timm needs a backbone: --set backbone=NAME (any timm architecture, e.g. "
+                         "resnet50, convnext_tiny, vit_small_patch16_224), or --set init=REF to take it from "
+                         "pretrained weights")
+    arch = backbone.split(".", 1)[0]
+    if not timm.is_model(arch):
+        import difflib
+
+        close = difflib.get_close_matches(arch, timm.list_models(), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise TrainError(f"backbone={backbone!r}: not a timm architecture{hint}; "
+                         f"`python -c \"import timm; print(timm.list_models('*resnet*'))\"` lists them")
+    args: dict = dict(backbone=arch, backbone_args={})
+    default = timm.get_pretrained_cfg(arch)
+    if default is not None and getattr(default, "fixed_input_size", False):
+        args["backbone_args"] = dict(img_size=cfg.image_size)
+    return args
+
+
+def _timm_ref(ref: str) -> str:
+    """`ORG/NAME` of the Hub as timm names it: `hf-hub:ORG/NAME`, except timm's own `timm/NAME`, which timm
+    resolves by name (the tag's default source is that repository)."""
+    if ref.startswith(("hf-hub:", "local-dir:")) or "/" not in ref or Path(ref).exists():
+        return f"local-dir:{ref}" if Path(ref).is_dir() else ref
+    return ref if ref.startswith("timm/") else f"hf-hub:{ref}"
+
+
+def _ref_architecture(ref: str) -> str:
+    """The timm architecture `ref` holds, read from its config.json where it has one."""
+    import json
+
+    if ref.startswith("local-dir:"):
+        path = Path(ref[len("local-dir:"):])
+        try:
+            return str(json.loads((path / "config.json").read_text())["architecture"])
+        except (OSError, ValueError, KeyError) as e:
+            raise TrainError(f"init={ref}: {path} is not a timm model folder (config.json with an "
+                             f"architecture, and model.safetensors): {_first_line(e)}") from e
+    if ref.startswith("hf-hub:"):
+        from timm.models._hub import load_model_config_from_hf
+
+        try:
+            return load_model_config_from_hf(ref[len("hf-hub:"):])[1]
+        except Exception as e:  # noqa: BLE001  (offline, no such repo: one line with what to do)
+            raise TrainError(_explain(ref, e)) from e
+    return ref.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+def _from_backbone(cfg: TrainConfig, num_classes: int, load: bool = True) -> Init:
+    import timm
+
+    ref = _timm_ref(cfg.init)
+    arch = _ref_architecture(ref)
+    if not timm.is_model(arch):
+        raise TrainError(f"init={cfg.init}: not a model timm or glmc-zoo knows ({arch!r}). Give a timm name with a "
+                         f"pretrained tag (resnet50.a1_in1k), a Hub id (timm/resnet50.a1_in1k, hf-hub:ORG/NAME), "
+                         f"local-dir:DIR, or a glmc-zoo weights folder or run")
+    if cfg.backbone and cfg.backbone.split(".", 1)[0] != arch:
+        raise TrainError(f"init={cfg.init} is a {arch}, but backbone={cfg.backbone}: drop one of them, or make them agree")
+    if not load:  # resuming: the architecture, built as the run started it; the checkpoint has the weights
+        import timm as _timm
+
+        pre = _timm.create_model(arch, pretrained=False, num_classes=0, **_backbone_args(cfg, arch))
+    else:
+        pre = _load_pretrained_backbone(ref, cfg, arch)
+    torch.manual_seed(cfg.seed)
+    if cfg.model != "glmc_timm" and _same_layout(cfg.model, pre):  # e.g. glmc_resnet50 from timm's resnet50
+        args, prefix = model_args_of(cfg), ""
+        model = timm.create_model(cfg.model, pretrained=False, num_classes=num_classes, **args)
+    else:
+        args = _merge(dict(backbone=arch, backbone_args=_backbone_args(cfg, arch)), model_args_of(cfg))
+        prefix = "backbone."
+        model = timm.create_model("glmc_timm", pretrained=False, num_classes=num_classes, **args)
+    load_strict(model, {prefix + k: v for k, v in pre.state_dict().items()}, cfg.init, skip=HEADS)
+    pc = pre.pretrained_cfg
+    n = sum(v.numel() for v in pre.state_dict().values())
+    note = f"init {cfg.init}: {arch} backbone ({n:,} pretrained values, every tensor loaded), GLMC heads fresh"
+    return Init(model, note, tuple(pc["mean"]) if pc.get("mean") else None, tuple(pc["std"]) if pc.get("std") else None,
+                args)
+
+
+def _backbone_args(cfg: TrainConfig, arch: str) -> dict:
+    """The backbone's arguments: the run's image size where the backbone has a fixed one, and
+    `model_args`' `backbone_args`."""
+    return dict(_glmc_timm_args(cfg, arch)["backbone_args"], **model_args_of(cfg).get("backbone_args", {}))
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """`base` updated by `extra`, `backbone_args` merged key by key."""
+    out = dict(base, **extra)
+    if "backbone_args" in base or "backbone_args" in extra:
+        out["backbone_args"] = dict(base.get("backbone_args") or {}, **(extra.get("backbone_args") or {}))
+    return out
+
+
+def _same_layout(model_name: str, pre: torch.nn.Module) -> bool:
+    import timm
+
+    if model_name == "glmc_timm":
+        return False
+    target = timm.create_model(model_name, pretrained=False, num_classes=0).state_dict()
+    body = {k: v.shape for k, v in target.items() if not k.startswith(HEADS)}
+    return body == {k: v.shape for k, v in pre.state_dict().items()}
+
+
+def _load_pretrained_backbone(ref: str, cfg: TrainConfig, arch: str) -> torch.nn.Module:
+    """timm's own pretrained load of `ref` without its classifier; errors as one line naming `ref`."""
+    import timm
+
+    try:
+        return timm.create_model(ref, pretrained=True, num_classes=0, **_backbone_args(cfg, arch))
+    except RuntimeError as e:
+        if str(e).startswith("Unknown model"):
+            raise TrainError(f"init={cfg.init}: not a model timm knows ({_first_line(e)})") from e
+        raise TrainError(f"init={cfg.init}: its weights do not fit its architecture: {_state_dict_error(e)}") from e
+    except Exception as e:  # noqa: BLE001  (hub errors, missing files: one line, with what to do)
+        raise TrainError(_explain(cfg.init, e)) from e
+
+
+def _explain(ref: str, e: Exception) -> str:
+    name = type(e).__name__
+    repo = ref[len("hf-hub:"):] if ref.startswith("hf-hub:") else (ref if "/" in ref else None)
+    if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or "offline" in str(e).lower() or \
+            "cannot find the requested files" in str(e).lower():
+        hint = (f"on a machine with internet, `hf download {repo.split('@')[0]}` puts it in the cache (or save the model "
+                f"folder and give local-dir:DIR)" if repo else "download it on a machine with internet, or give local-dir:DIR")
+        return f"init={ref}: not in the local Hugging Face cache and the Hub cannot be reached; {hint}"
+    if name in ("RepositoryNotFoundError", "GatedRepoError", "EntryNotFoundError"):
+        return f"init={ref}: the Hub has no such model ({_first_line(e)})"
+    if isinstance(e, FileNotFoundError) or ref.startswith("local-dir:"):
+        return f"init={ref}: {_first_line(e)}. A local-dir: folder holds timm's config.json and model.safetensors"
+    if isinstance(e, (ValueError, KeyError, AssertionError)) and "pretrained" in str(e).lower():
+        return (f"init={ref}: timm has no pretrained weights under this name ({_first_line(e)}); "
+                f"`timm.list_pretrained('{ref.split('.', 1)[0]}*')` lists the tags")
+    return f"init={ref}: cannot load it: {name}: {_first_line(e)}"
+
+
+def _state_dict_error(e: BaseException) -> str:
+    """torch's load_state_dict error names the tensors on its second and later lines: the first of them."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    named = [x for x in lines if x.startswith(("size mismatch for", "Missing key", "Unexpected key"))]
+    return (named[0] if named else lines[0] if lines else type(e).__name__)[:300]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]
+
+
+def load_strict(model: torch.nn.Module, src: dict[str, torch.Tensor], ref: str, skip: tuple[str, ...] = ()) -> None:
+    """Copy `src` into `model`: every tensor of `model` outside `skip` must be in `src` with its shape, and
+    every tensor of `src` must have a place. A mismatch is one line naming the tensor."""
+    target = model.state_dict()
+    wanted = [k for k in target if not k.startswith(skip)]
+    missing = [k for k in wanted if k not in src]
+    extra = [k for k in src if k not in target or k.startswith(skip)]
+    if missing or extra:
+        what = (f"{len(missing)} tensor{'s' * (len(missing) != 1)} of the model missing from it (first: {missing[0]})"
+                if missing else "")
+        what += ("; " if what and extra else "") + (
+            f"{len(extra)} tensor{'s' * (len(extra) != 1)} with no place in the model (first: {extra[0]})" if extra else "")
+        raise TrainError(f"init={ref}: its weights do not match the model: {what}")
+    for k in wanted:
+        if src[k].shape != target[k].shape:
+            raise TrainError(f"init={ref}: tensor {k} has shape {tuple(src[k].shape)}, the model needs "
+                             f"{tuple(target[k].shape)}")
+    model.load_state_dict({**target, **{k: src[k] for k in wanted}}, strict=True)
+
+
+def _from_glmc(cfg: TrainConfig, num_classes: int, classes: list[str]) -> Init:
+    import timm
+
+    from glmc_zoo.training.maxnorm import resolve_init
+
+    src_ref, _ = resolve_init(cfg.init)
+    from glmc_zoo.errors import ModelLoadError
+    from glmc_zoo.hub import create_model
+
+    try:
+        src = create_model(src_ref)
+    except ModelLoadError as e:
+        raise TrainError(f"init={cfg.init}: {e}") from e
+    arch = src.pretrained_cfg.get("architecture")
+    if not hasattr(src, "forward_train") or not arch:
+        raise TrainError(f"init={cfg.init}: {type(src).__name__} is not a GLMC model")
+    args = {k: v for k, v in getattr(src, "_model_args", {}).items() if k not in ("num_classes", "pretrained_cfg")}
+    args = _merge(args, model_args_of(cfg))
+    torch.manual_seed(cfg.seed)
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **args)
+    same = list(src.pretrained_cfg.get("label_names") or []) == list(classes) and \
+        getattr(src, "num_classes", None) == num_classes
+    weights = src.state_dict()
+    if same:
+        load_strict(model, weights, cfg.init)
+    else:
+        load_strict(model, {k: v for k, v in weights.items() if not k.startswith(CLASS_HEADS)}, cfg.init,
+                    skip=CLASS_HEADS)
+    pc = src.pretrained_cfg
+    note = (f"init {cfg.init}: every {arch} weight" + (" (the same classes: class heads kept)" if same else
+                                                       f", class heads fresh for {num_classes} classes"))
+    return Init(model, note, tuple(pc["mean"]) if pc.get("mean") else None, tuple(pc["std"]) if pc.get("std") else None,
+                args)
+
