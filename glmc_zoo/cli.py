@@ -470,10 +470,8 @@ def eval_cmd(
     ref = _model_ref(name, model)
     if data_root is None:
         raise _fail("give the test data: --data-root DIR (holding test/<class>/ or val/<class>/)")
-    try:
-        from glmc_zoo.training.evaluate import evaluate_model
-    except ImportError as e:
-        raise _fail(f"evaluation needs: pip install 'glmc-zoo[train]' ({e})") from None
+    from glmc_zoo.evaluation import evaluate_model  # numpy only: an .onnx model needs no torch
+
     m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value, split=split)
     m.pop("confusion", None)
     if output:

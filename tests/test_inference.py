@@ -1,6 +1,7 @@
 """Preprocessing, both backends, and real-world input: every odd file gets a clear per-file error."""
 
 import io
+import json
 import os
 import struct
 import subprocess
@@ -64,6 +65,28 @@ def test_onnx_path_runs_without_torch(w16_onnx, w16_folder, cifar_test_images):
     got = [int(i) for i in r.stdout.strip().strip("[]").split(",")]
     want = [x.predictions[0]["index"] for x in Predictor(str(w16_folder)).predict(paths)]
     assert got == want
+
+
+def test_eval_of_an_onnx_file_runs_without_torch(cifar_root):
+    """`glmc-zoo eval -m model.onnx` needs what `predict -m model.onnx` needs: torch and timm cannot be imported,
+    and the numbers are those of the same weights on PyTorch."""
+    from glmc_zoo.evaluation import evaluate_model
+
+    tag = "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"
+    onnx = Path(__file__).resolve().parents[1] / "glmc_zoo" / "weights" / tag / "model.onnx"
+    code = ("import sys, json\n"
+            "sys.modules['torch'] = None; sys.modules['timm'] = None\n"
+            "sys.argv = ['glmc-zoo', 'eval', '-m', sys.argv[1], '--data-root', sys.argv[2], '--per-class-limit', '30',"
+            " '--format', 'json']\n"
+            "from glmc_zoo.cli import main\n"
+            "main()\n")
+    r = subprocess.run([sys.executable, "-c", code, str(onnx), str(cifar_root)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    want = evaluate_model(tag, cifar_root, per_class_limit=30, device="cpu")
+    assert got["n"] == want["n"] == 300 and got["top1"] == want["top1"] and got["many"] == want["many"]
+    assert got["per_class"] == want["per_class"]
 
 
 def test_bad_backend_and_device():

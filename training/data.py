@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glmc_zoo._meta import IMAGE_SUFFIXES, NORMALIZATION
+from glmc_zoo._meta import NORMALIZATION
 from glmc_zoo.errors import DataError  # noqa: F401  (re-exported)
+from glmc_zoo.evaluation import list_class_folder as _list_folder
+from glmc_zoo.evaluation import shot_groups  # noqa: F401  (re-exported)
 from glmc_zoo.training.configs import TrainConfig
 
 CIFAR10_JPEG_SHA256 = "64197f78d86f900d545fa29e70423601f904c78fff281668a16c712dcb638c88"
@@ -73,13 +75,6 @@ def select_long_tail(targets: np.ndarray, counts: list[int], method: str, seed: 
     return np.concatenate(keep).astype(np.int64)
 
 
-def shot_groups(train_counts: list[int] | np.ndarray) -> dict[str, np.ndarray]:
-    """Class indices of the many (n > 100), medium (20 < n <= 100) and few (n <= 20) groups."""
-    n = np.asarray(train_counts)
-    return dict(many=np.flatnonzero(n > 100), medium=np.flatnonzero((n > 20) & (n <= 100)),
-                few=np.flatnonzero(n <= 20))
-
-
 # ---------------------------------------------------------------------------------------------
 # Datasets
 # ---------------------------------------------------------------------------------------------
@@ -120,27 +115,6 @@ class LongTailedData:
     @property
     def in_memory(self) -> bool:
         return self.train.images is not None
-
-
-def _list_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
-    if not root.is_dir():
-        raise DataError(f"{root}: not a directory. Expected DIR/train/<class>/*.jpg and DIR/test/<class>/*.jpg")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise DataError(f"{root}: no class folders. Put each class's images in {root}/<class>/")
-    from glmc_zoo.inference import image_file_paths
-
-    paths, targets, empty = [], [], []
-    for c, name in enumerate(classes):
-        files = image_file_paths(root / name)  # recursive; hidden files and folders skipped
-        if not files:
-            empty.append(name)
-        paths += files
-        targets += [c] * len(files)
-    if empty:
-        raise DataError(f"{root}: class folders with no image files ({', '.join(IMAGE_SUFFIXES)}): "
-                        f"{', '.join(empty[:10])}{' ...' if len(empty) > 10 else ''}. Add images or remove the folders.")
-    return classes, paths, np.asarray(targets, dtype=np.int64)
 
 
 def _decode_all(paths: list[str], size: int) -> np.ndarray:

@@ -8,32 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glmc_zoo.training.data import shot_groups
-
-
-def summarize(pred_topk: np.ndarray, targets: np.ndarray, train_counts: list[int] | None,
-              num_classes: int) -> dict:
-    """Metrics from the top-k predictions (N, k) and the labels (N,).
-
-    Many/medium/few average the per-class accuracies of each group (the long-tail convention).
-    """
-    top1 = pred_topk[:, 0] == targets
-    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(conf, (targets, pred_topk[:, 0]), 1)
-    per_class_n = conf.sum(1)
-    per_class = np.where(per_class_n > 0, conf.diagonal() / np.maximum(per_class_n, 1), np.nan)
-    out = dict(top1=100.0 * float(top1.mean()), n=int(len(targets)),
-               per_class=[None if np.isnan(a) else round(100.0 * float(a), 4) for a in per_class],
-               confusion=conf.tolist())
-    if pred_topk.shape[1] >= 5:
-        out["top5"] = 100.0 * float((pred_topk[:, :5] == targets[:, None]).any(1).mean())
-    if train_counts is not None:
-        for group, idx in shot_groups(train_counts).items():
-            vals = per_class[idx]
-            vals = vals[~np.isnan(vals)]
-            out[group] = 100.0 * float(vals.mean()) if len(vals) else None
-    return out
-
+from glmc_zoo.evaluation import summarize  # noqa: F401  (re-exported: the one definition of the metrics)
 
 #: GLMC's two class heads, by the `GLMCOutput` field that holds their logits.
 _HEAD_FIELDS = {"fc_cb": "logits_cb", "fc": "logits"}
