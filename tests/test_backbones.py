@@ -236,3 +236,37 @@ def test_the_fine_tuning_config_and_the_cli_name_bad_init(tmp_path, cifar_root):
                         "--set", "max_images_per_class=20", "--no-progress"],
                        capture_output=True, text=True, timeout=300, env=dict(__import__("os").environ, HF_HUB_OFFLINE="1"))
     assert r.returncode != 0 and "Traceback" not in r.stderr and "init=resnet_fifty.x" in r.stderr, r.stderr[-2000:]
+
+
+def test_a_file_run_evaluates_with_the_preprocessing_predict_uses(tmp_path, cifar_root):
+    """Image files (> 64 px): the run evaluates with its model's own crop and interpolation (a timm ResNet's
+    0.875 and bicubic here, from its pretrained config), the saved model carries them, and `eval` of the saved
+    model gives the run's final numbers."""
+    from PIL import Image
+
+    from glmc_zoo.evaluation import evaluate_model
+    from glmc_zoo.inference import Predictor
+    from glmc_zoo.training.batches import Batcher, eval_preprocessing
+    from glmc_zoo.training.data import load_image_folder
+    from glmc_zoo.training.loop import train
+
+    root = tmp_path / "photos"
+    for name in ("airplane", "cat", "ship"):
+        for split, n in (("train", 12), ("test", 6)):
+            (root / split / name).mkdir(parents=True)
+            for i, f in enumerate(sorted((cifar_root / split / name).glob("*.jpg"))[:n]):
+                Image.open(f).resize((96, 80), Image.BICUBIC).save(root / split / name / f"{i}.jpg")
+    folder = _pretrained_folder("resnet10t", tmp_path)
+    cfg = apply_overrides(get_config("imagefolder_finetune"), dict(
+        data_root=str(root), init=f"local-dir:{folder}", image_size=64, epochs=1, batch_size=12, workers=0,
+        **PINNED))
+    metrics = train(cfg, tmp_path / "run", device="cpu", progress=False)
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["pretrained_cfg"]
+    assert (saved["crop_pct"], saved["interpolation"]) == (0.875, "bicubic")
+    predictor = Predictor(str(tmp_path / "run" / "model"), backend="torch")
+    data = load_image_folder(root, 64, mean=tuple(saved["mean"]), std=tuple(saved["std"]))
+    batcher = Batcher(data, 64, 0, torch.device("cpu"), eval_cfg=eval_preprocessing(saved, data))
+    assert batcher.test_ds.transform.pre == predictor.preprocess  # one preprocessing, field by field
+    again = evaluate_model(str(tmp_path / "run" / "model"), root, device="cpu")
+    assert again["n"] == metrics["n"] == 18 and again["top1"] == metrics["top1"]
+    assert again["per_class"] == metrics["per_class"]

@@ -46,6 +46,14 @@ def rank_slice(b: int, rank: int = 0, world: int = 1) -> slice:
 Views = tuple[torch.Tensor, torch.Tensor]
 
 
+def eval_preprocessing(model_cfg: dict, data: LongTailedData) -> dict:
+    """The evaluation preprocessing of a run, decided in one place, the model's config (which the saved model
+    carries to `predict` and `eval`): its crop and interpolation for image files; small images (<= 64 px,
+    decoded into memory) are used whole, crop 1.0, as CIFAR's."""
+    return dict(crop_pct=1.0 if data.in_memory else float(model_cfg.get("crop_pct") or 0.875),
+                interpolation=str(model_cfg.get("interpolation") or "bilinear"))
+
+
 class Batcher:
     """Turns the plan's index batches into `(views_u, views_r, y_u, y_r)` for this rank: two
     independently augmented, normalised views (each (b, 3, S, S) float) of the uniform and the
@@ -58,7 +66,7 @@ class Batcher:
     """
 
     def __init__(self, data: LongTailedData, image_size: int, workers: int, device: torch.device,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, eval_cfg: dict | None = None):
         self.data, self.device, self.rank, self.world = data, device, rank, world
         self.workers = min(workers, _cpus())  # more DataLoader workers than CPUs only add contention (and a warning)
         self.num_classes = len(data.classes)
@@ -71,7 +79,7 @@ class Batcher:
         else:
             from glmc_zoo.training.files import file_datasets
 
-            self.train_ds, self.test_ds = file_datasets(data, image_size)
+            self.train_ds, self.test_ds = file_datasets(data, image_size, **(eval_cfg or {}))
 
     def epoch(self, plan: list[tuple[torch.Tensor, torch.Tensor]], first: int, generator: torch.Generator,
               aug_seed: int = 0) -> Iterator[tuple[Views, Views, torch.Tensor, torch.Tensor]]:

@@ -41,12 +41,13 @@ class _Tensor:
         return torch.from_numpy(self.pre(im))
 
 
-def file_datasets(data: LongTailedData, image_size: int):
+def file_datasets(data: LongTailedData, image_size: int, crop_pct: float = 0.875, interpolation: str = "bilinear"):
     """Train (RandomResizedCrop, ColorJitter(0.4, 0.4, 0.4, 0), RandomGrayscale(0.2), GaussianBlur
     sigma [0.1, 2] with p=0.5, flip) and test datasets. The test side uses the deployment
-    preprocessing (`glmc_zoo.inference.Preprocess`, crop 0.875 as timm's ImageNet default: resize
-    the short side to floor(size / 0.875), centre crop), so a run's numbers are what `predict` and
-    `eval` compute on the same files."""
+    preprocessing (`glmc_zoo.inference.Preprocess`: resize the short side to floor(size / crop_pct),
+    centre crop) with the crop and interpolation of the model's own config (the trainer passes them; 0.875
+    and bilinear are timm's ImageNet defaults), so a run's numbers are what `predict` and `eval` compute
+    on the same files."""
     from torchvision import transforms as T
 
     norm = T.Normalize(data.mean, data.std)
@@ -60,7 +61,8 @@ def file_datasets(data: LongTailedData, image_size: int):
         T.ToTensor(),
         norm,
     ])
-    pre = Preprocess((3, image_size, image_size), tuple(data.mean), tuple(data.std), crop_pct=0.875)
+    pre = Preprocess((3, image_size, image_size), tuple(data.mean), tuple(data.std), crop_pct=crop_pct,
+                     interpolation=interpolation)
     test_tf = _Tensor(pre)
     return (TwoViewFiles(data.train.paths, data.train.targets, train_tf),
             TwoViewFiles(data.test.paths, data.test.targets, test_tf, two_views=False))

@@ -26,7 +26,7 @@ import torch
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
-from glmc_zoo.training.batches import Batcher, epoch_plan
+from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import (
     CKPT_NAME,
     StopSignals,
@@ -274,8 +274,9 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         data = dataclasses.replace(data, mean=made.mean, std=made.std)
     if made.note and ranks.is_main and state is None:
         _log(out, made.note, progress)
+    eval_cfg = eval_preprocessing(model.pretrained_cfg, data)  # the model's config decides; the saved model carries it
     model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=tuple(data.classes),
-                                mean=data.mean, std=data.std,
+                                mean=data.mean, std=data.std, **eval_cfg,
                                 input_size=(3, cfg.image_size, cfg.image_size), tag=None, hf_hub_id=None)
     if cfg.sync_bn and ranks.world > 1:
         convert_sync_batchnorm(model, dev)
@@ -303,7 +304,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         _log(out, f"precision {precision} ({why}); {'compiled' if compiled else 'eager'} ({why_compile}); device {dev}; "
                   f"{procs}; torch {torch.__version__}; {torch.get_num_threads()} threads", progress)
 
-    batcher = Batcher(data, cfg.image_size, cfg.workers, dev, ranks.rank, ranks.world)
+    batcher = Batcher(data, cfg.image_size, cfg.workers, dev, ranks.rank, ranks.world, eval_cfg=eval_cfg)
     sample_w = class_weights(counts, cfg.resample_weighting)[torch.as_tensor(data.train.targets)]
     label_w = class_weights(counts, cfg.label_weighting).to(dev)  # (C,)
     metrics: dict = {}

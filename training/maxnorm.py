@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.errors import TrainError
-from glmc_zoo.training.batches import Batcher, epoch_plan
+from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, restore, resume_state, save_checkpoint
 from glmc_zoo.training.configs import TrainConfig
 from glmc_zoo.training.data import LongTailedData, load_data
@@ -167,7 +167,8 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
              f"); max-norm radius {radius:.6f} (thresh {cfg.maxnorm_thresh}), projected after every "
              f"{cfg.maxnorm_every}; precision {precision} ({why}); device {dev}", progress)
 
-    batcher = Batcher(data, cfg.image_size, cfg.workers, dev)
+    # the evaluation preprocessing of the first stage's model (its config), as the first stage evaluated
+    batcher = Batcher(data, cfg.image_size, cfg.workers, dev, eval_cfg=eval_preprocessing(model.pretrained_cfg, data))
     class_w = effective_number_weights(torch.tensor(data.class_counts), cfg.cb_beta).to(dev)
     uniform = torch.ones(len(data.train))
     metrics: dict = {}
