@@ -223,6 +223,10 @@ def test_a_backbone_trains_from_pretrained_saves_reloads_and_exports(arch, tmp_p
     fresh.load_state_dict(trained)
     with torch.no_grad():
         assert torch.equal(model(x), fresh(x))
+    from glmc_zoo.training.bundle import bundle_run
+
+    with pytest.raises(ValueError, match="cannot be shipped inside the package yet.*local-dir:"):
+        bundle_run(out, "glmc_timm.t", data="CIFAR-10", root=tmp_path / "bundled")
     report = export_onnx(str(out / "model"), tmp_path / "m.onnx", verify_images=cifar_test_images[0][:32])
     assert report.verified and report.passed and report.compared >= 32, report
 
