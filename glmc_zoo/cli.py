@@ -78,6 +78,11 @@ def command(*args, **kwargs):
             except OSError as e:
                 if e.filename is None:  # not about a path the user gave: a real failure, keep its traceback
                     raise
+                import errno
+
+                if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    raise _fail(f"{e.filename}: {e.strerror} ({type(e).__name__}): the disk is full or a size limit "
+                                f"was reached; nothing was written there. Free space, or write elsewhere.") from None
                 raise _fail(f"{e.filename}: {e.strerror or e} ({type(e).__name__}). Check the path: its folders "
                             f"must be creatable and writable, and no part of it may be a file.") from None
         return app.command(*args, **kwargs)(run)

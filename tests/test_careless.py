@@ -292,3 +292,40 @@ def test_labels_that_do_not_match_the_outputs_are_refused_at_load_and_export(tmp
     assert r.exit_code == 2 and "3 label_names for 10 classes" in r.output and "Traceback" not in r.output
     r = run("export", "-m", bad, "-o", tmp_path / "x.onnx")
     assert r.exit_code == 2 and "3 label_names for 10 classes" in r.output and not (tmp_path / "x.onnx").exists()
+
+
+def _size_limited(limit: int):
+    """preexec for a child process whose writes fail past `limit` bytes per file, as on a full disk (EFBIG
+    instead of ENOSPC: the same path through the code, with no disk to fill)."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with an error instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_and_leaves_every_earlier_file_whole(tmp_path, cifar_root):
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "glmc_zoo.cli"]
+    out = tmp_path / "preds.json"
+    out.write_text('{"previous": true}')
+    examples = str(Path(__file__).resolve().parents[1] / "examples")
+    r = subprocess.run([*cli, "predict", examples, "--format", "json", "-o", str(out)], preexec_fn=_size_limited(300),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "the disk is full" in r.stderr, r.stderr[-2000:]
+    assert out.read_text() == '{"previous": true}' and sorted(p.name for p in tmp_path.iterdir()) == ["preds.json"]
+
+    run_dir = tmp_path / "run"
+    train = [*cli, "train", "-c", "cifar10_lt_if100_w16_cpu", "--data-root", str(cifar_root), "-o", str(run_dir),
+             "--no-progress", "--set", "max_images_per_class=20", "--set", "imbalance_factor=2", "--set",
+             "test_per_class_limit=2", "--set", "amp=none", "--set", "compile=off"]
+    r = subprocess.run([*train, "--set", "epochs=1"], preexec_fn=_size_limited(100_000), capture_output=True, text=True,
+                       timeout=300)  # a checkpoint is ~2 MB
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert "checkpoint could not be written" in r.stderr and "start it again into a new folder" in r.stderr
+    assert not [p for p in run_dir.iterdir() if "tmp" in p.name]  # no half-written checkpoint left

@@ -31,10 +31,33 @@ def checkpoint_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, c
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file in the same folder, then an atomic rename."""
+    """torch.save to a temporary file in the same folder, then an atomic rename. When the write fails (a full
+    disk, a quota, no permission) the temporary file is removed, the previous checkpoint stays as it was, and a
+    `TrainError` names the file, the reason and how to go on."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a short write as a RuntimeError
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if path.is_file():
+            then = f"the previous one is kept: free disk space and continue with --resume {path.parent}"
+        else:
+            then = "the run has no checkpoint yet: free disk space and start it again into a new folder"
+        raise TrainError(f"{path}: the checkpoint could not be written ({_why(e)}); {then}") from e
+
+
+def _why(e: BaseException) -> str:
+    import errno
+
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"{e.strerror}: the disk is full or a size limit was reached"
+    if isinstance(e, RuntimeError) and "unexpected pos" in str(e):
+        return "a short write: the disk is full or a size limit was reached"
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 def load_checkpoint(path: str | Path) -> dict:
