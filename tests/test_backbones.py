@@ -232,14 +232,25 @@ def test_a_backbone_trains_from_pretrained_saves_reloads_and_exports(arch, tmp_p
 
 
 def test_the_fine_tuning_config_and_the_cli_name_bad_init(tmp_path, cifar_root):
+    """A reference that cannot be loaded stops `train` in one line before the data is read or the run folder
+    written; offline, the missing Hub model is named with the command that fetches it."""
+    import os
+
     cfg = get_config("imagefolder_finetune")
     assert (cfg.model, cfg.init, cfg.image_size, cfg.normalization) == ("glmc_timm", "timm/resnet50.a1_in1k", 224, "auto")
     assert "Kornblith" in cfg.reference
-    r = subprocess.run([sys.executable, "-m", "glmc_zoo.cli", "train", "--config", "imagefolder_32", "--data-root",
-                        str(cifar_root), "--output", str(tmp_path / "run"), "--set", "init=resnet_fifty.x",
-                        "--set", "max_images_per_class=20", "--no-progress"],
-                       capture_output=True, text=True, timeout=300, env=dict(__import__("os").environ, HF_HUB_OFFLINE="1"))
-    assert r.returncode != 0 and "Traceback" not in r.stderr and "init=resnet_fifty.x" in r.stderr, r.stderr[-2000:]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty_hf"))
+    for init, says in (("resnet_fifty.x", "not a model timm or glmc-zoo knows"),
+                       ("timm/resnet50.a1_in1k", "not in the local Hugging Face cache.*hf download timm/resnet50.a1_in1k")):
+        out = tmp_path / init.replace("/", "_")
+        r = subprocess.run([sys.executable, "-m", "glmc_zoo.cli", "train", "--config", "imagefolder_finetune",
+                            "--data-root", str(cifar_root), "--output", str(out), "--set", f"init={init}",
+                            "--no-progress"], capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and f"init={init}" in r.stderr, r.stderr[-2000:]
+        import re
+
+        assert re.search(says, r.stderr), r.stderr[-2000:]
+        assert not (out / "config.json").exists() and not (out / "split.json").exists()  # nothing written
 
 
 def test_a_file_run_evaluates_with_the_preprocessing_predict_uses(tmp_path, cifar_root):

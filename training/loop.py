@@ -252,6 +252,10 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     ranks = Ranks()
     state = resume_state(resume, cfg, stop_after)
 
+    from glmc_zoo.training.pretrained import build_model, check_init
+
+    if state is None:
+        check_init(cfg)  # pretrained weights fetched and checked before the data is read or the folder written
     data = data or load_data(cfg, download=download)
     counts = torch.tensor(data.class_counts)
     num_classes = len(data.classes)
@@ -265,8 +269,6 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             (out / "command.txt").write_text(command + "\n")
         elif command:
             _log(out, f"resumed at epoch {state['epoch'] + 1}, step {state['step']}: {command}", progress)
-
-    from glmc_zoo.training.pretrained import build_model
 
     made = build_model(cfg, num_classes, data.classes, load=state is None)  # seeded by cfg.seed; `init` loaded
     model = made.model

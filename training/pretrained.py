@@ -54,6 +54,36 @@ def _is_glmc_ref(ref: str) -> bool:
     return ref.split(".", 1)[0].startswith("glmc_")
 
 
+#: pretrained backbones loaded by `check_init` before the data, used once by `build_model`
+_PRELOADED: dict[tuple, torch.nn.Module] = {}
+
+
+def check_init(cfg: TrainConfig) -> None:
+    """Fetch and check `cfg.init` before anything is read or written: a reference that cannot be loaded (offline
+    and not cached, unknown, damaged) stops the run before its data is decoded and before its folder is made."""
+    if not cfg.init or cfg.stage != "glmc":
+        return
+    if _is_glmc_ref(cfg.init):
+        from glmc_zoo.training.maxnorm import resolve_init
+
+        resolve_init(cfg.init)  # a run that has not finished, a folder that is not one: named now
+        return
+
+    ref = _timm_ref(cfg.init)
+    arch = _ref_architecture(ref, cfg.init)
+    _check_known(cfg, arch)
+    _PRELOADED[(cfg.init, cfg.image_size, cfg.model_args)] = _load_pretrained_backbone(ref, cfg, arch)
+
+
+def _check_known(cfg: TrainConfig, arch: str) -> None:
+    import timm
+
+    if not timm.is_model(arch):
+        raise TrainError(f"init={cfg.init}: not a model timm or glmc-zoo knows ({arch!r}). Give a timm name with a "
+                         f"pretrained tag (resnet50.a1_in1k), a Hub id (timm/resnet50.a1_in1k, hf-hub:ORG/NAME), "
+                         f"local-dir:DIR, or a glmc-zoo weights folder or run")
+
+
 def build_model(cfg: TrainConfig, num_classes: int, classes: list[str], load: bool = True) -> Init:
     """The run's model, seeded by `cfg.seed`: fresh (no `init`), or started from `cfg.init` (its architecture
     only with `load=False`: a resumed run takes every weight from its checkpoint)."""
@@ -99,15 +129,19 @@ def _glmc_timm_args(cfg: TrainConfig, backbone: str) -> dict:
 
 
 def _timm_ref(ref: str) -> str:
-    """`ORG/NAME` of the Hub as timm names it: `hf-hub:ORG/NAME`, except timm's own `timm/NAME`, which timm
-    resolves by name (the tag's default source is that repository)."""
-    if ref.startswith(("hf-hub:", "local-dir:")) or "/" not in ref or Path(ref).exists():
-        return f"local-dir:{ref}" if Path(ref).is_dir() else ref
-    return ref if ref.startswith("timm/") else f"hf-hub:{ref}"
+    """A reference as timm takes it: a Hub id `ORG/NAME` (timm's own `timm/NAME` too) as `hf-hub:ORG/NAME`, a
+    folder as `local-dir:DIR`; a timm name with a tag (`resnet50.a1_in1k`) as it is."""
+    if ref.startswith(("hf-hub:", "local-dir:")):
+        return ref
+    if Path(ref).is_dir():
+        return f"local-dir:{ref}"
+    return f"hf-hub:{ref}" if "/" in ref else ref
 
 
-def _ref_architecture(ref: str) -> str:
-    """The timm architecture `ref` holds, read from its config.json where it has one."""
+def _ref_architecture(ref: str, given: str | None = None) -> str:
+    """The timm architecture `ref` holds, read from its config.json where it has one; errors name `given`, the
+    reference as the user wrote it."""
+    given = given or ref
     import json
 
     if ref.startswith("local-dir:"):
@@ -115,7 +149,7 @@ def _ref_architecture(ref: str) -> str:
         try:
             return str(json.loads((path / "config.json").read_text())["architecture"])
         except (OSError, ValueError, KeyError) as e:
-            raise TrainError(f"init={ref}: {path} is not a timm model folder (config.json with an "
+            raise TrainError(f"init={given}: {path} is not a timm model folder (config.json with an "
                              f"architecture, and model.safetensors): {_first_line(e)}") from e
     if ref.startswith("hf-hub:"):
         from timm.models._hub import load_model_config_from_hf
@@ -123,7 +157,7 @@ def _ref_architecture(ref: str) -> str:
         try:
             return load_model_config_from_hf(ref[len("hf-hub:"):])[1]
         except Exception as e:  # noqa: BLE001  (offline, no such repo: one line with what to do)
-            raise TrainError(_explain(ref, e)) from e
+            raise TrainError(_explain(given, e)) from e
     return ref.rsplit("/", 1)[-1].split(".", 1)[0]
 
 
@@ -131,19 +165,14 @@ def _from_backbone(cfg: TrainConfig, num_classes: int, load: bool = True) -> Ini
     import timm
 
     ref = _timm_ref(cfg.init)
-    arch = _ref_architecture(ref)
-    if not timm.is_model(arch):
-        raise TrainError(f"init={cfg.init}: not a model timm or glmc-zoo knows ({arch!r}). Give a timm name with a "
-                         f"pretrained tag (resnet50.a1_in1k), a Hub id (timm/resnet50.a1_in1k, hf-hub:ORG/NAME), "
-                         f"local-dir:DIR, or a glmc-zoo weights folder or run")
+    arch = _ref_architecture(ref, cfg.init)
+    _check_known(cfg, arch)
     if cfg.backbone and cfg.backbone.split(".", 1)[0] != arch:
         raise TrainError(f"init={cfg.init} is a {arch}, but backbone={cfg.backbone}: drop one of them, or make them agree")
     if not load:  # resuming: the architecture, built as the run started it; the checkpoint has the weights
-        import timm as _timm
-
-        pre = _timm.create_model(arch, pretrained=False, num_classes=0, **_backbone_args(cfg, arch))
+        pre = timm.create_model(arch, pretrained=False, num_classes=0, **_backbone_args(cfg, arch))
     else:
-        pre = _load_pretrained_backbone(ref, cfg, arch)
+        pre = _PRELOADED.pop((cfg.init, cfg.image_size, cfg.model_args), None) or _load_pretrained_backbone(ref, cfg, arch)
     torch.manual_seed(cfg.seed)
     if cfg.model != "glmc_timm" and _same_layout(cfg.model, pre):  # e.g. glmc_resnet50 from timm's resnet50
         args, prefix = model_args_of(cfg), ""
