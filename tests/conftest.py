@@ -9,7 +9,14 @@ import torch
 
 # Under pytest-xdist (the README's command runs two workers on two cores) each worker takes one thread.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-torch.set_num_threads(int(os.environ.get("GLMC_ZOO_TEST_THREADS", max(1, min(2, os.cpu_count() or 1) // _WORKERS))))
+_THREADS = int(os.environ.get("GLMC_ZOO_TEST_THREADS", max(1, min(2, os.cpu_count() or 1) // _WORKERS)))
+torch.set_num_threads(_THREADS)
+# ... and so does every process a test starts (the CLI, torchrun's ranks): a child with torch's default of one
+# thread per core beside the other worker puts three busy OpenMP threads on two cores, which measured 4x slower
+if "PYTEST_XDIST_WORKER" in os.environ:  # a worker: its children match it (the controller's value is inherited)
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 
 #: What every training test pins, so that its numbers do not depend on the CPU it runs on: fp32 (amp=auto
 #: would take bf16 on a CPU with AVX512-BF16/AMX, and the tolerances are fp32's) and no torch.compile

@@ -231,6 +231,7 @@ def test_a_backbone_trains_from_pretrained_saves_reloads_and_exports(arch, tmp_p
     assert report.verified and report.passed and report.compared >= 32, report
 
 
+@pytest.mark.slow
 def test_the_fine_tuning_config_and_the_cli_name_bad_init(tmp_path, cifar_root):
     """A reference that cannot be loaded stops `train` in one line before the data is read or the run folder
     written; offline, the missing Hub model is named with the command that fetches it."""

@@ -221,6 +221,7 @@ def test_header_scan_is_remembered_per_set_of_files_and_failures_are_not(tmp_pat
     assert calls == [6, 6, 6, 6]
 
 
+@pytest.mark.slow
 def test_cache_lock_makes_a_second_process_wait(tmp_path):
     """The lock around unpacking and decoding into the cache: a process that finds it held waits until the
     holder lets go (here: until the parent tells the holder to, half a second after the second asked)."""

@@ -67,6 +67,7 @@ def test_onnx_path_runs_without_torch(w16_onnx, w16_folder, cifar_test_images):
     assert got == want
 
 
+@pytest.mark.slow
 def test_eval_of_an_onnx_file_runs_without_torch(cifar_root):
     """`glmc-zoo eval -m model.onnx` needs what `predict -m model.onnx` needs: torch and timm cannot be imported,
     and the numbers are those of the same weights on PyTorch."""
