@@ -254,8 +254,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
 
     from glmc_zoo.training.pretrained import build_model, check_init
 
-    if state is None:
-        check_init(cfg)  # pretrained weights fetched and checked before the data is read or the folder written
+    # pretrained weights fetched and checked before the data is read or the folder written
+    pretrained = check_init(cfg) if state is None else None
     data = data or load_data(cfg, download=download)
     counts = torch.tensor(data.class_counts)
     num_classes = len(data.classes)
@@ -270,7 +270,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         elif command:
             _log(out, f"resumed at epoch {state['epoch'] + 1}, step {state['step']}: {command}", progress)
 
-    made = build_model(cfg, num_classes, data.classes, load=state is None)  # seeded by cfg.seed; `init` loaded
+    made = build_model(cfg, num_classes, data.classes, load=state is None, pretrained=pretrained)  # seeded by cfg.seed
     model = made.model
     if made.mean is not None and cfg.normalization == "auto":  # the pretrained weights' own normalisation
         data = dataclasses.replace(data, mean=made.mean, std=made.std)

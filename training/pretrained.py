@@ -54,25 +54,21 @@ def _is_glmc_ref(ref: str) -> bool:
     return ref.split(".", 1)[0].startswith("glmc_")
 
 
-#: pretrained backbones loaded by `check_init` before the data, used once by `build_model`
-_PRELOADED: dict[tuple, torch.nn.Module] = {}
-
-
-def check_init(cfg: TrainConfig) -> None:
+def check_init(cfg: TrainConfig) -> torch.nn.Module | None:
     """Fetch and check `cfg.init` before anything is read or written: a reference that cannot be loaded (offline
-    and not cached, unknown, damaged) stops the run before its data is decoded and before its folder is made."""
+    and not cached, unknown, damaged) stops the run before its data is decoded and before its folder is made.
+    Returns the pretrained timm backbone, for `build_model(..., pretrained=)` (None for no init or a GLMC one)."""
     if not cfg.init or cfg.stage != "glmc":
-        return
+        return None
     if _is_glmc_ref(cfg.init):
         from glmc_zoo.training.maxnorm import resolve_init
 
         resolve_init(cfg.init)  # a run that has not finished, a folder that is not one: named now
-        return
-
+        return None
     ref = _timm_ref(cfg.init)
     arch = _ref_architecture(ref, cfg.init)
     _check_known(cfg, arch)
-    _PRELOADED[(cfg.init, cfg.image_size, cfg.model_args)] = _load_pretrained_backbone(ref, cfg, arch)
+    return _load_pretrained_backbone(ref, cfg, arch)
 
 
 def _check_known(cfg: TrainConfig, arch: str) -> None:
@@ -84,9 +80,11 @@ def _check_known(cfg: TrainConfig, arch: str) -> None:
                          f"local-dir:DIR, or a glmc-zoo weights folder or run")
 
 
-def build_model(cfg: TrainConfig, num_classes: int, classes: list[str], load: bool = True) -> Init:
+def build_model(cfg: TrainConfig, num_classes: int, classes: list[str], load: bool = True,
+                pretrained: torch.nn.Module | None = None) -> Init:
     """The run's model, seeded by `cfg.seed`: fresh (no `init`), or started from `cfg.init` (its architecture
-    only with `load=False`: a resumed run takes every weight from its checkpoint)."""
+    only with `load=False`: a resumed run takes every weight from its checkpoint). `pretrained`: the backbone
+    `check_init` already loaded."""
     import timm
 
     import glmc_zoo  # noqa: F401  (registers the GLMC architectures)
@@ -101,7 +99,7 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str], load: bo
         return Init(model, "", model_args=args)
     if _is_glmc_ref(cfg.init):
         return _from_glmc(cfg, num_classes, classes)
-    return _from_backbone(cfg, num_classes, load)
+    return _from_backbone(cfg, num_classes, load, pretrained)
 
 
 def _glmc_timm_args(cfg: TrainConfig, backbone: str) -> dict:
@@ -161,7 +159,8 @@ def _ref_architecture(ref: str, given: str | None = None) -> str:
     return ref.rsplit("/", 1)[-1].split(".", 1)[0]
 
 
-def _from_backbone(cfg: TrainConfig, num_classes: int, load: bool = True) -> Init:
+def _from_backbone(cfg: TrainConfig, num_classes: int, load: bool = True,
+                   pretrained: torch.nn.Module | None = None) -> Init:
     import timm
 
     ref = _timm_ref(cfg.init)
@@ -172,21 +171,32 @@ def _from_backbone(cfg: TrainConfig, num_classes: int, load: bool = True) -> Ini
     if not load:  # resuming: the architecture, built as the run started it; the checkpoint has the weights
         pre = timm.create_model(arch, pretrained=False, num_classes=0, **_backbone_args(cfg, arch))
     else:
-        pre = _PRELOADED.pop((cfg.init, cfg.image_size, cfg.model_args), None) or _load_pretrained_backbone(ref, cfg, arch)
-    torch.manual_seed(cfg.seed)
-    if cfg.model != "glmc_timm" and _same_layout(cfg.model, pre):  # e.g. glmc_resnet50 from timm's resnet50
-        args, prefix = model_args_of(cfg), ""
+        pre = pretrained if pretrained is not None else _load_pretrained_backbone(ref, cfg, arch)
+    weights = pre.state_dict()
+    model, args, prefix = None, {}, "backbone."
+    if cfg.model != "glmc_timm":  # the config's GLMC model, where its backbone has the same names (glmc_resnet50)
+        torch.manual_seed(cfg.seed)
+        args = model_args_of(cfg)
         model = timm.create_model(cfg.model, pretrained=False, num_classes=num_classes, **args)
-    else:
+        body = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(HEADS)}
+        if body == {k: v.shape for k, v in weights.items()}:
+            prefix = ""
+        else:
+            model = None
+    if model is None:
+        torch.manual_seed(cfg.seed)
         args = _merge(dict(backbone=arch, backbone_args=_backbone_args(cfg, arch)), model_args_of(cfg))
-        prefix = "backbone."
         model = timm.create_model("glmc_timm", pretrained=False, num_classes=num_classes, **args)
-    load_strict(model, {prefix + k: v for k, v in pre.state_dict().items()}, cfg.init, skip=HEADS)
-    pc = pre.pretrained_cfg
-    n = sum(v.numel() for v in pre.state_dict().values())
+    load_strict(model, {prefix + k: v for k, v in weights.items()}, cfg.init, skip=HEADS)
+    n = sum(v.numel() for v in weights.values())
     note = f"init {cfg.init}: {arch} backbone ({n:,} pretrained values, every tensor loaded), GLMC heads fresh"
-    return Init(model, note, tuple(pc["mean"]) if pc.get("mean") else None, tuple(pc["std"]) if pc.get("std") else None,
-                args)
+    return Init(model, note, *_normalisation(pre), args)
+
+
+def _normalisation(model: torch.nn.Module) -> tuple[tuple | None, tuple | None]:
+    """The mean and std the weights of `model` were trained with, from its pretrained config (None if absent)."""
+    pc = model.pretrained_cfg
+    return (tuple(pc["mean"]) if pc.get("mean") else None, tuple(pc["std"]) if pc.get("std") else None)
 
 
 def _backbone_args(cfg: TrainConfig, arch: str) -> dict:
@@ -201,16 +211,6 @@ def _merge(base: dict, extra: dict) -> dict:
     if "backbone_args" in base or "backbone_args" in extra:
         out["backbone_args"] = dict(base.get("backbone_args") or {}, **(extra.get("backbone_args") or {}))
     return out
-
-
-def _same_layout(model_name: str, pre: torch.nn.Module) -> bool:
-    import timm
-
-    if model_name == "glmc_timm":
-        return False
-    target = timm.create_model(model_name, pretrained=False, num_classes=0).state_dict()
-    body = {k: v.shape for k, v in target.items() if not k.startswith(HEADS)}
-    return body == {k: v.shape for k, v in pre.state_dict().items()}
 
 
 def _load_pretrained_backbone(ref: str, cfg: TrainConfig, arch: str) -> torch.nn.Module:
@@ -305,9 +305,7 @@ def _from_glmc(cfg: TrainConfig, num_classes: int, classes: list[str]) -> Init:
     else:
         load_strict(model, {k: v for k, v in weights.items() if not k.startswith(CLASS_HEADS)}, cfg.init,
                     skip=CLASS_HEADS)
-    pc = src.pretrained_cfg
     note = (f"init {cfg.init}: every {arch} weight" + (" (the same classes: class heads kept)" if same else
                                                        f", class heads fresh for {num_classes} classes"))
-    return Init(model, note, tuple(pc["mean"]) if pc.get("mean") else None, tuple(pc["std"]) if pc.get("std") else None,
-                args)
+    return Init(model, note, *_normalisation(src), args)
 
