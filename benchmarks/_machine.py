@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
+from glmc_zoo.cpu import cpu_isa
+from glmc_zoo.cpu import cpu_name as _cpu_name
 
 
 def cpu_name() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what `platform` knows, and the core count."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines()
-                   if x.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores"
+    """The CPU's model name, core count and the instruction-set flags that decide bf16 / int8 speed."""
+    return f"{_cpu_name()} (flags: {cpu_isa()})"

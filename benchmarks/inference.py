@@ -102,6 +102,34 @@ def int8_rows(model_ref: str, repeat: int) -> list[dict]:
     return rows
 
 
+def int8_width64_rows() -> list[dict]:
+    """glmc_resnet32 at width 64 (random weights, BatchNorm statistics from real images: speed only, its
+    agreement means nothing), quantized as `export --int8` does, beside its fp32 graph, at batch 1 and 64."""
+    import timm
+
+    import glmc_zoo  # noqa: F401
+    from glmc_zoo.export.onnx import _export_fp32, _quantize_int8, int8_speed
+    from glmc_zoo.inference import load_image
+    from glmc_zoo.training.data import cifar10_jpeg_root
+
+    root = cifar10_jpeg_root()
+    calib = [str(p) for d in sorted((root / "train").iterdir()) for p in sorted(d.glob("*.jpg"))[:20]]
+    model = timm.create_model("glmc_resnet32", num_classes=10)
+    from glmc_zoo.inference import Preprocess
+
+    pre = Preprocess.from_config(model.pretrained_cfg)
+    with torch.no_grad():  # BatchNorm statistics of real images, so that activations have real ranges
+        model.train()(torch.from_numpy(np.stack([pre(load_image(f)) for f in calib])))
+    model.eval()
+    proto = _export_fp32(model, 18, None)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "int8.onnx"
+        import onnx
+
+        onnx.save(_quantize_int8(proto, model, calib, 0), str(path))
+        return [int8_speed(proto, path, (3, 32, 32), batch=b, seconds=3.0) for b in (1, 64)]
+
+
 def make_photos(folder: Path, n: int) -> list[Path]:
     """n full-size JPEGs from scikit-image's sample photos at several sizes (640 to 2400 px)."""
     from PIL import Image
@@ -156,13 +184,20 @@ def main() -> None:
         unit = (f"{r['torch_ms']:.2f} ms", f"{r['ort_ms']:.2f} ms") if r["batch"] == 1 else \
             (f"{r['torch_img_s']:.0f} img/s", f"{r['ort_img_s']:.0f} img/s")
         print(f"| {r['arch']} | {r['batch']} | {unit[0]} | {unit[1]} | {r['speedup']:.2f}x |")
-    print(f"\n{a.model}: onnxruntime int8 (static, QDQ) beside fp32 and PyTorch\n")
+    print(f"\n{a.model}: onnxruntime int8 (static QDQ, uint8 activations, 7-bit per-channel weights) "
+          f"beside fp32 and PyTorch\n")
     print("| batch | PyTorch eager | onnxruntime fp32 | onnxruntime int8 | int8 / fp32 speed | int8 top-1 agreement |")
     print("|---|---|---|---|---|---|")
     for r in int8_rows(a.model, a.repeat):
         fmt = (lambda s: f"{1000 * s:.2f} ms") if r["batch"] == 1 else (lambda s: f"{r['batch'] / s:.0f} img/s")
         print(f"| {r['batch']} | {fmt(r['torch_s'])} | {fmt(r['fp32_s'])} | {fmt(r['int8_s'])} | "
               f"{r['fp32_s'] / r['int8_s']:.2f}x | {100 * r['agree']:.1f}% (500 test JPEGs) |")
+    print("\nglmc_resnet32 (width 64, random weights: speed only), int8 beside fp32 on onnxruntime\n")
+    print("| batch | onnxruntime fp32 | onnxruntime int8 | int8 / fp32 speed |")
+    print("|---|---|---|---|")
+    for r in int8_width64_rows():
+        fmt = (lambda s: f"{1000 * s:.2f} ms") if r["batch"] == 1 else (lambda s: f"{r['batch'] / s:.0f} img/s")
+        print(f"| {r['batch']} | {fmt(r['fp32_s'])} | {fmt(r['int8_s'])} | {r['speedup']:.2f}x |")
     with tempfile.TemporaryDirectory() as d:
         photos = make_photos(Path(d) / "photos", a.photos)
         mp = sum(p.stat().st_size for p in photos) / 1e6

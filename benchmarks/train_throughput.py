@@ -30,14 +30,7 @@ from _machine import cpu_name
 def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    from pathlib import Path
-
-    try:
-        flags = set(next(x for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("flags")).split())
-    except (OSError, StopIteration):
-        flags = set()
-    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16") if f in flags]
-    return (f"{cpu_name()} (flags {' '.join(isa) or 'n/a'}; torch ISA {torch.backends.cpu.get_cpu_capability()}), "
+    return (f"{cpu_name()}; torch ISA {torch.backends.cpu.get_cpu_capability()}, "
             f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
 

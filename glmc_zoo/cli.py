@@ -264,8 +264,10 @@ def predict(
     fmt: Annotated[PredFmt, typer.Option("--format", help="table | json | jsonl | csv")] = PredFmt.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
     tensorrt: Annotated[bool, typer.Option("--tensorrt", help="onnx on cuda: try TensorRT first.")] = False,
-    draft: Annotated[bool, typer.Option("--draft", help="Decode large JPEGs at reduced scale: faster, but not "
-                                                        "the eval preprocessing (changes some predictions).")] = False,
+    draft: Annotated[bool, typer.Option("--draft/--no-draft", help="Decode large JPEGs at a reduced DCT scale "
+                                                                   "(about 3x faster on photos; top-1 as a full decode on "
+                                                                   ">= 99.5% of photos). --no-draft: decode fully, the "
+                                                                   "eval preprocessing bit for bit.")] = True,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Classify images. Exit 0 if all were predicted, 1 if some failed (each reported), 2 on usage errors."""
@@ -466,6 +468,9 @@ def eval_cmd(
     model: Annotated[str | None, typer.Option("--model", "-m", help="The model, as an option.")] = None,
     per_class_limit: Annotated[int, typer.Option("--per-class-limit", help="First N images per class.")] = 0,
     device: Annotated[Device, typer.Option("--device")] = Device.auto,
+    draft: Annotated[bool, typer.Option("--draft", help="Decode large JPEGs at a reduced DCT scale, as predict does "
+                                                        "(faster). Off by default: eval measures with the full decode, "
+                                                        "as training's evaluation does.")] = False,
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the metrics as JSON here.")] = None,
     split: Annotated[Path | None, typer.Option("--split", help="A run's split.json (or run directory): evaluate "
@@ -477,7 +482,8 @@ def eval_cmd(
         raise _fail("give the test data: --data-root DIR (holding test/<class>/ or val/<class>/)")
     from glmc_zoo.evaluation import evaluate_model  # numpy only: an .onnx model needs no torch
 
-    m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value, split=split)
+    m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value, split=split,
+                       draft=draft)
     m.pop("confusion", None)
     if output:
         write_text_atomic(output, json.dumps(m, indent=2))

@@ -70,7 +70,7 @@ def list_class_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256, per_class_limit: int = 0,
-                   device: str = "auto", split: str | Path | None = None) -> dict:
+                   device: str = "auto", split: str | Path | None = None, draft: bool = False) -> dict:
     """top-1, top-5, many / medium / few and per-class accuracy on `data_root/test/<class>/*`
     (or `val/`), preprocessed exactly as deployment does (`glmc_zoo.inference.Preprocess`).
 
@@ -79,7 +79,8 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     `per_class_limit` > 0 takes the first N files of each class (a fixed, reproducible subset).
     `split`: a run's split.json (or its run directory) whose held-out `test_files` (`--set holdout`)
     are the test set, read under `data_root`. `model_ref` may also be an exported `.onnx` file (run on
-    onnxruntime; its groups come from the training counts the export recorded).
+    onnxruntime; its groups come from the training counts the export recorded). `draft`: JPEG draft
+    decoding as `Predictor` does it by default (off: the full decode that training's evaluation uses).
     """
     from glmc_zoo.inference import Predictor
 
@@ -93,7 +94,7 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     else:
         classes, paths, targets = list_class_folder(test_dir)
     onnx = str(model_ref).endswith(".onnx")
-    predictor = Predictor(model_ref, backend="onnx" if onnx else "torch", device=device, draft=False)
+    predictor = Predictor(model_ref, backend="onnx" if onnx else "torch", device=device, draft=draft)
     labels = list(predictor.labels)
     missing = [c for c in classes if c not in labels]
     if missing:

@@ -223,3 +223,91 @@ def test_arrays_and_pil_inputs(w16_folder):
     assert "empty" in r[4].error and "not an image Pillow can read" in r[5].error
     assert "not an image source" in r[6].error and "not an image source" in r[7].error
     assert os.path.basename(__file__)  # keep the module importable by path
+
+
+# --- the folder pipeline: parallel decoding, bounded, in order; draft decoding -------------------
+
+
+def _same_results(a, b, atol=1e-5):
+    assert [r.source for r in a] == [r.source for r in b]
+    assert [r.error for r in a] == [r.error for r in b]
+    for x, y in zip(a, b):
+        assert [p["index"] for p in x.predictions] == [p["index"] for p in y.predictions], x.source
+        assert np.allclose([p["score"] for p in x.predictions], [p["score"] for p in y.predictions], atol=atol)
+
+
+def test_parallel_pipeline_equals_one_image_at_a_time(odd_files, tmp_path):
+    """Good, broken and huge files mixed: many decoding threads and small batches give, in input order, what
+    one thread predicting one file at a time gives, errors included."""
+    d, good, bad = odd_files
+    big = Image.open(EXAMPLES / "cat.jpg").convert("RGB").resize((2400, 1600), Image.BICUBIC)
+    big.save(tmp_path / "big.jpg", quality=90)
+    _png_with_declared_size(tmp_path / "huge.png", 20_000, 20_000)  # over MAX_PIXELS: that file's error
+    sources = [str(tmp_path / "big.jpg"), str(tmp_path / "huge.png")] + [str(d / n) for n in sorted(set(good) | set(bad))]
+    sources = sources * 3
+    p = Predictor(backend="onnx", workers=4)
+    one_by_one = [Predictor(backend="onnx", workers=1).predict([s], top_k=3)[0] for s in sources]
+    for batch_size in (1, 3, 64):
+        _same_results(p.predict(sources, top_k=3, batch_size=batch_size), one_by_one)
+    assert sum(r.error is not None for r in one_by_one) == 3 * (len(bad) + 1)
+
+
+def test_images_in_flight_are_bounded(cifar_test_images):
+    """A long stream is read as it goes: never more than three batches of images decoded ahead of the output."""
+    paths = cifar_test_images[0][:50] * 4
+    pulled = 0
+
+    def stream():
+        nonlocal pulled
+        for s in paths:
+            pulled += 1
+            yield s
+
+    ahead = []
+    for i, _ in enumerate(Predictor(backend="onnx", workers=3).iter_predict(stream(), top_k=1, batch_size=8)):
+        ahead.append(pulled - (i + 1))
+    assert len(ahead) == len(paths) and max(ahead) <= 3 * 8
+
+
+def test_draft_decoding_is_the_default_and_keeps_the_predictions(cifar_test_images, tmp_path):
+    from glmc_zoo.inference import DRAFT_FACTOR, DRAFT_SCALE
+
+    paths = cifar_test_images[0]
+    full = Predictor(backend="onnx", draft=False)
+    draft = Predictor(backend="onnx")
+    assert draft.draft is True
+    # The shipped 32 px test JPEGs are too small to draft: identical results.
+    _same_results(draft.predict(paths, top_k=10), full.predict(paths, top_k=10), atol=0)
+    # Photo-sized copies (768-1280 px) are drafted to 1/2 or 1/4, and top-1 stays (measured: >= 99.5%).
+    rng = np.random.default_rng(0)
+    big = []
+    for i, f in enumerate(paths):
+        side = int(rng.integers(768, 1281))
+        big.append(tmp_path / f"{i}.jpg")
+        Image.open(f).convert("RGB").resize((side, side * 3 // 4), Image.BICUBIC).save(big[-1], quality=90)
+    assert load_image(big[0], draft_size=DRAFT_FACTOR * draft.preprocess.scale_size).info[DRAFT_SCALE] >= 2
+    a, b = draft.predict(big, top_k=1), full.predict(big, top_k=1)
+    agree = np.mean([x.predictions[0]["index"] == y.predictions[0]["index"] for x, y in zip(a, b)])
+    assert agree >= 0.98, agree
+    # --no-draft is the eval preprocessing bit for bit: its scores are those of `logits`.
+    probs = np.asarray([[d["score"] for d in sorted(r.predictions, key=lambda d: d["index"])]
+                        for r in full.predict(big[:6], top_k=10)])
+    logits = full.logits(big[:6])
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    assert np.allclose(probs, want / want.sum(1, keepdims=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_a_drafted_jpeg_has_the_full_decodes_geometry(tmp_path, orientation):
+    """The drafted image is resampled over the full decode's crop box (EXIF rotation included): the
+    preprocessed pixels differ only by the DCT's smoothing, not by a shifted or stretched crop."""
+    pre = Preprocess(input_size=(3, 32, 32), crop_pct=0.875)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    src = Image.open(EXAMPLES / "coffee.jpg").convert("RGB")
+    src.resize((1900, 1000), Image.BICUBIC).save(tmp_path / "p.jpg", quality=95, exif=exif)
+    drafted = load_image(tmp_path / "p.jpg", draft_size=8 * pre.scale_size)
+    full = load_image(tmp_path / "p.jpg")
+    assert drafted.size != full.size and drafted.info["glmc_zoo.full_size"] == full.size
+    diff = np.abs(pre(drafted) - pre(full))
+    assert diff.mean() < 0.01 and diff.max() < 0.15

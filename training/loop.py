@@ -13,7 +13,6 @@ import dataclasses
 import json
 import math
 import os
-import re
 import shlex
 import sys
 import time
@@ -25,6 +24,7 @@ import torch
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import write_text_atomic
+from glmc_zoo.cpu import has_native_bf16
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import (
@@ -59,11 +59,7 @@ __all__ = ["TrainError", "cpu_has_native_bf16", "glmc_step", "resolve_compile", 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16; Linux's /proc/cpuinfo).
     Without them oneDNN emulates bf16 and autocast is slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+    return has_native_bf16()
 
 
 def resolve_precision(amp: str, device: torch.device, resumed: str | None = None) -> tuple[str, str]:
