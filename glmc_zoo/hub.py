@@ -14,6 +14,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -333,7 +334,9 @@ def load_released_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file. Give the path of the authors' ckpt.pth.tar.")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol other than its default: harmless
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # torch's message is mostly boilerplate; keep its specific line ("Trying to load unsupported
         # GLOBAL posix.system ...", "Unsupported operand 0").

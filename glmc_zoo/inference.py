@@ -380,6 +380,10 @@ def _open_session(ort, path: Path, opts, device: str, available: list[str], tens
     if device in ("auto", "cuda") and has_cuda:
         gpu = (["TensorrtExecutionProvider"] if tensorrt and "TensorrtExecutionProvider" in available else []) + \
             ["CUDAExecutionProvider"]
+        # A GPU provider that cannot start (onnxruntime-gpu without CUDA/cuDNN, or no GPU) makes onnxruntime's
+        # native logger print its own error and warning lines at ERROR level: silence it for this attempt
+        # (FATAL only); the reason is reported below, in one line.
+        ort.set_default_logger_severity(4)
         try:
             with warnings.catch_warnings():  # onnxruntime warns when a listed provider is not usable: we say it
                 warnings.simplefilter("ignore")
@@ -388,6 +392,8 @@ def _open_session(ort, path: Path, opts, device: str, available: list[str], tens
             if "NO_SUCHFILE" in str(e) or "INVALID_PROTOBUF" in str(e):
                 raise InferenceError(f"{path}: onnxruntime cannot load it ({e})") from e
             session, why_not_gpu = None, f"the GPU providers failed to start ({str(e).splitlines()[0][:160]})"
+        finally:
+            ort.set_default_logger_severity(3)
         if session is not None:
             if "CUDAExecutionProvider" in session.get_providers():
                 return session, "cuda", f"onnxruntime {'/'.join(p[:-17] for p in session.get_providers())}"

@@ -110,6 +110,24 @@ def test_cuda_requested_without_gpu_says_why(w16_onnx, w16_folder):
         Predictor(str(w16_onnx), device="cuda")
 
 
+@pytest.mark.skipif(not os.environ.get("GLMC_ZOO_ORT_GPU"), reason=(
+    "needs onnxruntime-gpu on a machine where CUDA cannot start: `pip install --target DIR onnxruntime-gpu`, "
+    "then GLMC_ZOO_ORT_GPU=DIR (CI's venv has the CPU onnxruntime only)"))
+def test_onnxruntime_gpu_that_cannot_start_prints_one_line_not_its_native_errors():
+    """With onnxruntime-gpu where its CUDA libraries cannot load, onnxruntime's native logger prints red
+    `[E:onnxruntime:...] Failed to load library` lines; predict says why in one line and runs on the CPU."""
+    env = dict(os.environ, PYTHONPATH=os.environ["GLMC_ZOO_ORT_GPU"], CUDA_VISIBLE_DEVICES="")
+    r = subprocess.run([sys.executable, "-m", "glmc_zoo.cli", "predict", str(EXAMPLES / "cat.jpg"), "--format", "jsonl"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "CUDAExecutionProvider" in subprocess.run(
+        [sys.executable, "-c", "import onnxruntime as o; print(o.get_available_providers())"],
+        capture_output=True, text=True, env=env).stdout  # the GPU build was the one imported
+    assert r.stderr.splitlines() == [
+        "model glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg on onnx/cpu (the CUDA provider did not start (no GPU "
+        "visible, or its CUDA/cuDNN libraries are missing))"]
+
+
 # --- real-world input -------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 from pathlib import Path
 
 import torch
@@ -68,7 +69,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise TrainError(f"--resume {path}: no checkpoint there. Give a run directory or its {CKPT_NAME}.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol other than its default: harmless
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt or foreign file: say which and why, never run its code
         raise TrainError(f"--resume {path}: not a readable glmc-zoo checkpoint ({e})") from e
     missing = [k for k in _REQUIRED if not isinstance(state, dict) or k not in state]
