@@ -95,28 +95,14 @@ def weights_sha256(model_ref: str, model) -> str | None:
 
 def _weight_set(model_ref: str, model):
     """The registry record (`WeightSet`) of the weights `model` was built with, if it has one."""
-    from glmc_zoo.models import get_weights
+    from glmc_zoo.registry import get_weights, weight_set_name
 
-    cfg = model.pretrained_cfg
-    return get_weights(f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else model_ref)
-
-
-def training_counts(model_ref: str, model) -> list[int] | None:
-    """Training images per class of the weights (recorded for weights trained by glmc-zoo), so that an
-    evaluation of the .onnx file can group classes into many / medium / few."""
-    from glmc_zoo.hub import read_config
-
-    folder = Path(model_ref.removeprefix("local-dir:"))
-    if folder.is_dir():
-        counts = read_config(folder).get("glmc", {}).get("class_counts")
-    else:
-        ws = _weight_set(model_ref, model)
-        counts = ws.class_counts if ws else None
-    return [int(n) for n in counts] if counts else None
+    return get_weights(weight_set_name(model.pretrained_cfg, model_ref))
 
 
 def onnx_metadata(model, model_ref: str, precision: str = "fp32") -> dict[str, str]:
     """The metadata written into the file, from the model's pretrained config."""
+    from glmc_zoo.hub import training_counts
     from glmc_zoo.inference import Preprocess
 
     cfg = model.pretrained_cfg

@@ -7,6 +7,17 @@ This module imports nothing heavy, so the CLI can catch these before torch is lo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+
+def did_you_mean(value: object, choices: Iterable[str], n: int = 3) -> str:
+    """" Did you mean a, b?" for the choices closest to what was typed, or "" when none is close: the one
+    wording every unknown-name message uses."""
+    import difflib
+
+    close = difflib.get_close_matches(str(value), sorted(set(choices)), n=n)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
 
 class GLMCZooError(Exception):
     """Base of every glmc-zoo error caused by input, configuration or environment."""

@@ -112,15 +112,12 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
         preds.append([p["index"] for p in r.predictions])
     # Group classes by the counts the weights were trained with (stored with our weights), else by
     # the data root's own train/ folder.
-    ref = model_ref[len("local-dir:"):] if model_ref.startswith("local-dir:") else model_ref
     if onnx:  # recorded by the export (weights trained by glmc-zoo)
         counts = predictor.backend.info.get("class_counts")
-    elif Path(ref).is_dir():
-        from glmc_zoo.hub import read_config  # the torch backend: torch is there
+    else:  # the torch backend: torch is there
+        from glmc_zoo.hub import training_counts
 
-        counts = read_config(ref).get("glmc", {}).get("class_counts")
-    else:
-        counts = _bundled_counts(predictor)
+        counts = training_counts(model_ref, predictor.backend.model)
     if counts is None and (root / "train").is_dir():
         train_classes, _, train_targets = list_class_folder(root / "train")
         if set(train_classes) != set(classes):
@@ -154,13 +151,3 @@ def _held_out_files(root: Path, split: Path) -> tuple[list[str], list[str], np.n
                         f"run trained on.")
     classes = sorted({Path(f).parent.name for f in files})
     return classes, [str(root / f) for f in files], np.asarray([classes.index(Path(f).parent.name) for f in files])
-
-
-def _bundled_counts(predictor) -> list[int] | None:
-    cfg = getattr(predictor.backend, "model", None)
-    cfg = getattr(cfg, "pretrained_cfg", {}) or {}
-    from glmc_zoo.models import get_weights
-
-    name = f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get("tag") else cfg.get("architecture", "")
-    ws = get_weights(name) if name else None
-    return list(ws.class_counts) if ws is not None and ws.class_counts else None

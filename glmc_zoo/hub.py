@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from glmc_zoo._meta import HF_ORG, __version__
-from glmc_zoo.errors import CheckpointError, ModelLoadError, OutputExistsError, PushError  # noqa: F401  (re-exported)
+from glmc_zoo.errors import CheckpointError, ModelLoadError, OutputExistsError, PushError, did_you_mean  # noqa: F401
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -50,12 +50,9 @@ def create_model(ref: str, pretrained: bool = True, **kwargs) -> torch.nn.Module
     elif not ref.startswith("hf-hub:"):
         arch = ref.split(".", 1)[0]
         if not timm.is_model(arch) or not arch.startswith("glmc_"):
-            import difflib
-
             names = timm.list_models("glmc_*", pretrained=True) + timm.list_models("glmc_*")
-            close = difflib.get_close_matches(ref, names, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ModelLoadError(f"unknown model {ref!r}.{hint} `glmc-zoo list --pretrained` shows them all; "
+            raise ModelLoadError(f"unknown model {ref!r}.{did_you_mean(ref, names)} `glmc-zoo list --pretrained` shows "
+                                 f"them all; "
                                  f"a weights folder is given as local-dir:DIR.")
     from safetensors import SafetensorError
 
@@ -316,6 +313,21 @@ def read_config(directory: str | Path) -> dict:
         raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. "
                              f"Restore the file (copy or convert the weights folder again).")
     return cfg
+
+
+def training_counts(model_ref: str, model) -> list[int] | None:
+    """Training images per class of the weights `model` was loaded from `model_ref`: what a weights folder's
+    config.json records (weights trained by glmc-zoo), else the registry's record of its `arch.tag`. Lets an
+    evaluation group the classes into many / medium / few; None when unknown."""
+    from glmc_zoo.registry import get_weights, weight_set_name
+
+    folder = Path(str(model_ref).removeprefix("local-dir:"))
+    if folder.is_dir():
+        counts = read_config(folder).get("glmc", {}).get("class_counts")
+    else:
+        ws = get_weights(weight_set_name(model.pretrained_cfg, str(model_ref)))
+        counts = ws.class_counts if ws else None
+    return [int(n) for n in counts] if counts else None
 
 
 # ---------------------------------------------------------------------------------------------

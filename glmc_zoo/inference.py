@@ -472,7 +472,7 @@ class Predictor:
 
     `draft=True` (the default) decodes a large JPEG at the smallest DCT scale (1/2, 1/4, 1/8) whose short
     side is still >= DRAFT_FACTOR x the model's resize target, then resamples the full decode's crop box
-    from it: 3x faster on photos, and top-1 equal to a full decode on >= 99.5% of real photos for the
+    from it: 2.5x faster on 2000 px photos, and top-1 equal to a full decode on >= 99.5% of real photos for the
     bundled models (`benchmarks/draft_decode.py`; numbers in the README). `draft=False` decodes fully: the
     eval preprocessing bit for bit (what `eval` and training report). Images other than JPEG, and JPEGs
     too small to draft, are decoded fully either way.

@@ -202,6 +202,12 @@ def weight_sets() -> list[WeightSet]:
     return [WEIGHTS[n] for n in sorted(WEIGHTS) if "." in n]
 
 
+def weight_set_name(cfg: dict, fallback: str = "") -> str:
+    """The `arch.tag` a model's pretrained cfg names (its architecture alone when untagged, else `fallback`)."""
+    arch, tag = cfg.get("architecture"), cfg.get("tag")
+    return f"{arch}.{tag}" if arch and tag else (arch or fallback)
+
+
 def get_weights(name: str) -> WeightSet | None:
     """The record of `name` (an `arch.tag`, or an architecture: its default weight set)."""
     if name in WEIGHTS and "." in name:

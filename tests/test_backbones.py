@@ -121,7 +121,7 @@ def test_mismatches_and_unknown_references_are_one_line_errors(tmp_path):
         build_model(_cfg(init=f"local-dir:{tmp_path / 'nowhere'}"), 10, list("abcdefghij"))
     with pytest.raises(ConfigError, match="model=glmc_timm needs a backbone"):
         _cfg(init="")
-    with pytest.raises(TrainError, match="backbone='resnet_fifty'.*not a timm architecture.*did you mean"):
+    with pytest.raises(TrainError, match="backbone='resnet_fifty'.*not a timm architecture.*Did you mean"):
         build_model(_cfg(backbone="resnet_fifty"), 10, list("abcdefghij"))
 
 

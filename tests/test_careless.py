@@ -62,7 +62,7 @@ def test_the_cli_refuses_them_before_reading_any_data(tmp_path):
         assert r.exit_code == 2 and r.output.startswith("error: ") and "Traceback" not in r.output, (extra, r.output)
         assert not (tmp_path / "r").exists()
     r = run("train", "-c", "imagefolder_32", "--data-root", missing, "--set", "schedule=cosin")
-    assert "schedule='cosin' (did you mean cosine?): allowed values are cosine" in r.output
+    assert "schedule='cosin': allowed values are cosine, warmup_cosine" in r.output and "Did you mean cosine?" in r.output
 
 
 def test_a_diverging_run_stops_at_once_and_saves_no_model(tmp_path, tiny_lt):

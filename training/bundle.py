@@ -37,10 +37,14 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     cfg = read_config(run_dir / "model")
     if cfg["architecture"] != arch:
         raise ValueError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
-    if cfg.get("model_args", {}).get("backbone"):  # the registry's records carry no architecture arguments yet
-        raise ValueError(f"{run_dir}: a {arch} on a {cfg['model_args']['backbone']} backbone cannot be shipped inside "
-                         f"the package yet; publish its folder (`glmc-zoo push`) and load it as hf-hub:ORG/NAME, or "
-                         f"use it as local-dir:{run_dir / 'model'}")
+    # The registry's records carry the class count, but no other architecture arguments yet.
+    extra = {k: v for k, v in cfg.get("model_args", {}).items() if k not in ("num_classes", "global_pool")}
+    if extra:
+        what = (f"on a {extra['backbone']} backbone" if extra.get("backbone") else
+                f"built with model_args {json.dumps(extra)}")
+        raise ValueError(f"{run_dir}: a {arch} {what} cannot be shipped inside the package yet (its record would "
+                         f"build the plain {arch}); publish its folder (`glmc-zoo push`) and load it as hf-hub:ORG/NAME, "
+                         f"or use it as local-dir:{run_dir / 'model'}")
     model = create_model(str(run_dir / "model"))
     model.pretrained_cfg = dict(model.pretrained_cfg, tag=tag, architecture=arch)
     glmc = dict(cfg["glmc"])

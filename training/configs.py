@@ -9,14 +9,13 @@ suggestion.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import typing
 from dataclasses import dataclass, fields, replace
 
 from glmc_zoo._meta import NORMALIZATION
-from glmc_zoo.errors import ConfigError  # noqa: F401  (re-exported)
+from glmc_zoo.errors import ConfigError, did_you_mean  # noqa: F401  (ConfigError re-exported)
 
 
 @dataclass(frozen=True)
@@ -115,9 +114,7 @@ def check_config(cfg: TrainConfig) -> None:
     for key, allowed in CHOICES.items():
         value = getattr(cfg, key)
         if value not in allowed:
-            close = difflib.get_close_matches(str(value), allowed, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{key}={value!r}{hint}: allowed values are {', '.join(allowed)}")
+            raise ConfigError(f"{key}={value!r}: allowed values are {', '.join(allowed)}.{did_you_mean(value, allowed, 1)}")
     for key, (low, high, low_ok) in RANGES.items():
         value = getattr(cfg, key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -271,9 +268,7 @@ def list_configs() -> list[str]:
 def get_config(name: str) -> TrainConfig:
     """The named config, or a `ConfigError` suggesting the closest names."""
     if name not in _CONFIGS:
-        close = difflib.get_close_matches(name, list(_CONFIGS), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"unknown config {name!r}.{hint} Known: {', '.join(list_configs())}.")
+        raise ConfigError(f"unknown config {name!r}.{did_you_mean(name, _CONFIGS)} Known: {', '.join(list_configs())}.")
     return _CONFIGS[name]
 
 
@@ -299,9 +294,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str] | dict[str, object
     changes = {}
     for key, value in items:
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=3)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(names)}.")
+            raise ConfigError(f"unknown config key {key!r}.{did_you_mean(key, names)} Valid keys: {', '.join(names)}.")
         changes[key] = _parse_value(key, value, hints[key]) if isinstance(value, str) else value
     return replace(config, **changes)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from glmc_zoo.errors import TrainError
+from glmc_zoo.errors import TrainError, did_you_mean
 from glmc_zoo.training.configs import TrainConfig, model_args_of
 
 #: GLMC's heads: everything else in a GLMC model is the backbone.
@@ -113,11 +113,7 @@ def _glmc_timm_args(cfg: TrainConfig, backbone: str) -> dict:
                          "pretrained weights")
     arch = backbone.split(".", 1)[0]
     if not timm.is_model(arch):
-        import difflib
-
-        close = difflib.get_close_matches(arch, timm.list_models(), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise TrainError(f"backbone={backbone!r}: not a timm architecture{hint}; "
+        raise TrainError(f"backbone={backbone!r}: not a timm architecture.{did_you_mean(arch, timm.list_models())} "
                          f"`python -c \"import timm; print(timm.list_models('*resnet*'))\"` lists them")
     args: dict = dict(backbone=arch, backbone_args={})
     default = timm.get_pretrained_cfg(arch)
