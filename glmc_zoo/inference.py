@@ -38,8 +38,10 @@ MAX_PIXELS = 89_478_485
 #: model's size, so a 3,000,000 x 1 strip (few pixels, within MAX_PIXELS) would become gigabytes.
 MAX_SIDE = 65_500  # JPEG's own limit
 MAX_ASPECT = 100
-#: Keys `load_image` sets in a drafted image's `info`: its full size (after EXIF rotation) and the DCT scale.
-FULL_SIZE, DRAFT_SCALE = "glmc_zoo.full_size", "glmc_zoo.draft_scale"
+#: The key `load_image` sets in a drafted image's `info`: {"full": its full size (after EXIF rotation),
+#: "scale": the DCT scale, "size": the drafted size}. Ignored once the image's size is no longer "size"
+#: (cropped or resized since), so a stale record never moves the crop.
+DRAFTED = "glmc_zoo.drafted"
 #: `Predictor(draft=True)` drafts a JPEG down to a short side of at least this times the model's resize
 #: target: the smallest factor that kept top-1 equal to a full decode on >= 99.5% of real photos
 #: (`benchmarks/draft_decode.py`).
@@ -99,13 +101,15 @@ class Preprocess:
         An image `load_image` drafted (decoded at 1/s scale) gets the same geometry, computed on its
         full size: the crop's box in full-size pixels, divided by s, is resampled straight to S x S."""
         size = self.input_size[1]
-        w, h = img.info.get(FULL_SIZE) or img.size
+        drafted = img.info.get(DRAFTED)
+        drafted = drafted if isinstance(drafted, dict) and tuple(drafted.get("size", ())) == img.size else None
+        w, h = drafted["full"] if drafted else img.size
         short, long_ = (w, h) if w <= h else (h, w)
         new_short, new_long = self.scale_size, int(self.scale_size * long_ / short)
         new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
         top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
-        if FULL_SIZE in img.info and img.info[FULL_SIZE] != img.size:
-            sx, sy = w / new_w / img.info[DRAFT_SCALE], h / new_h / img.info[DRAFT_SCALE]
+        if drafted:
+            sx, sy = w / new_w / drafted["scale"], h / new_h / drafted["scale"]
             box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
             return img.resize((size, size), _PIL_INTERP[self.interpolation], box=box)
         if (new_w, new_h) != (w, h):
@@ -172,7 +176,7 @@ def _decode(fp: Path | BinaryIO, name: str, draft_size: int | None) -> Image.Ima
                 im.load()
                 rgb = _to_rgb(ImageOps.exif_transpose(im))
                 if scale > 1:  # what Preprocess needs to give a drafted image the full decode's geometry
-                    rgb.info.update({FULL_SIZE: full, DRAFT_SCALE: scale})
+                    rgb.info[DRAFTED] = {"full": full, "scale": scale, "size": rgb.size}
                 return rgb
     except ImageLoadError:
         raise

@@ -288,7 +288,7 @@ def test_images_in_flight_are_bounded(cifar_test_images):
 
 
 def test_draft_decoding_is_the_default_and_keeps_the_predictions(cifar_test_images, tmp_path):
-    from glmc_zoo.inference import DRAFT_FACTOR, DRAFT_SCALE
+    from glmc_zoo.inference import DRAFT_FACTOR, DRAFTED
 
     paths = cifar_test_images[0]
     full = Predictor(backend="onnx", draft=False)
@@ -303,7 +303,7 @@ def test_draft_decoding_is_the_default_and_keeps_the_predictions(cifar_test_imag
         side = int(rng.integers(768, 1281))
         big.append(tmp_path / f"{i}.jpg")
         Image.open(f).convert("RGB").resize((side, side * 3 // 4), Image.BICUBIC).save(big[-1], quality=90)
-    assert load_image(big[0], draft_size=DRAFT_FACTOR * draft.preprocess.scale_size).info[DRAFT_SCALE] >= 2
+    assert load_image(big[0], draft_size=DRAFT_FACTOR * draft.preprocess.scale_size).info[DRAFTED]["scale"] >= 2
     a, b = draft.predict(big, top_k=1), full.predict(big, top_k=1)
     agree = np.mean([x.predictions[0]["index"] == y.predictions[0]["index"] for x, y in zip(a, b)])
     assert agree >= 0.98, agree
@@ -326,6 +326,9 @@ def test_a_drafted_jpeg_has_the_full_decodes_geometry(tmp_path, orientation):
     src.resize((1900, 1000), Image.BICUBIC).save(tmp_path / "p.jpg", quality=95, exif=exif)
     drafted = load_image(tmp_path / "p.jpg", draft_size=8 * pre.scale_size)
     full = load_image(tmp_path / "p.jpg")
-    assert drafted.size != full.size and drafted.info["glmc_zoo.full_size"] == full.size
+    assert drafted.size != full.size and drafted.info["glmc_zoo.drafted"]["full"] == full.size
     diff = np.abs(pre(drafted) - pre(full))
     assert diff.mean() < 0.01 and diff.max() < 0.15
+    # Cropped since (Pillow copies `info`): the record no longer applies, the crop is this image's own.
+    part = drafted.crop((0, 0, drafted.width // 2, drafted.height // 2))
+    assert "glmc_zoo.drafted" in part.info and np.array_equal(pre(part), pre(Image.fromarray(np.asarray(part))))
