@@ -30,11 +30,13 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
     final-epoch metrics, exact command, training time and machine, and data provenance."""
     from glmc_zoo.hub import create_model, read_config, save_pretrained
-    from glmc_zoo.training.report import started_command, time_text
+    from glmc_zoo.training.report import time_text
+    from glmc_zoo.training.rundir import RunDir
 
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
+    run_dir = run.path
     arch, _, tag = name.partition(".")
-    cfg = read_config(run_dir / "model")
+    cfg = read_config(run.model)
     if cfg["architecture"] != arch:
         raise ValueError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
     # The registry's records carry the class count, but no other architecture arguments yet.
@@ -44,8 +46,8 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
                 f"built with model_args {json.dumps(extra)}")
         raise ValueError(f"{run_dir}: a {arch} {what} cannot be shipped inside the package yet (its record would "
                          f"build the plain {arch}); publish its folder (`glmc-zoo push`) and load it as hf-hub:ORG/NAME, "
-                         f"or use it as local-dir:{run_dir / 'model'}")
-    model = create_model(str(run_dir / "model"))
+                         f"or use it as local-dir:{run.model}")
+    model = create_model(str(run.model))
     model.pretrained_cfg = dict(model.pretrained_cfg, tag=tag, architecture=arch)
     glmc = dict(cfg["glmc"])
     glmc.update(
@@ -54,13 +56,15 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
         training_time=f"{time_text(run_dir)} on {machine or platform.processor() or platform.machine()}",
         split_file=f"split.json of the run ({_split_text(run_dir)})",
     )
-    glmc["command"] = started_command(run_dir) or glmc.get("command", "")  # the start, not the last resume
+    glmc["command"] = run.started_command() or glmc.get("command", "")  # the start, not the last resume
     return save_pretrained(model, Path(root or bundle_root()) / name, glmc=glmc)
 
 
 def _split_text(run_dir: Path) -> str:
     """The split the run actually used, from its split.json."""
-    split = json.loads((run_dir / "split.json").read_text())
+    from glmc_zoo.training.rundir import RunDir
+
+    split = RunDir(run_dir).split()
     return SPLITS.get(split["split"], split["split"]).format(seed=split.get("seed"))
 
 

@@ -17,8 +17,9 @@ import torch
 from glmc_zoo._meta import __version__
 from glmc_zoo.errors import TrainError
 from glmc_zoo.training.configs import TrainConfig, config_difference, config_from_dict
+from glmc_zoo.training.rundir import RunDir
 
-CKPT_NAME = "checkpoint.pt"
+CKPT_NAME = RunDir.CHECKPOINT
 
 
 def checkpoint_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, epoch: int,

@@ -10,9 +10,7 @@ live in their own modules.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -22,13 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glmc_zoo._meta import __version__
-from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.cpu import has_native_bf16
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import (
-    CKPT_NAME,
     StopSignals,
     checkpoint_state,
     load_checkpoint,
@@ -50,7 +45,7 @@ from glmc_zoo.training.method import (
     sample_lambda,
 )
 from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
-from glmc_zoo.training.report import read_jsonl, started_command
+from glmc_zoo.training.rundir import RunDir
 
 __all__ = ["TrainError", "cpu_has_native_bf16", "glmc_step", "resolve_compile", "resolve_device", "resolve_precision",
            "train"]
@@ -173,65 +168,12 @@ def train(
     dev = resolve_device(init_from_env(device))
     owns_group = owns_group and torch.distributed.is_available() and torch.distributed.is_initialized()
     try:
-        with RunFolder(out, resume, writer=rank_world()[0] == 0):
+        run = RunDir(out)
+        with run.claim(resume) if rank_world()[0] == 0 else run:  # other ranks write nothing there
             return _train(cfg, out, dev, resume, progress, download, command, should_stop, data, on_trained, stop_after)
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
-
-
-class RunFolder:
-    """The run directory, claimed for one writer: it must be new or empty, or be the run `--resume`
-    continues; anything else (a finished run, a weights folder, someone's files) is refused before a
-    byte is written. While the run lasts, an exclusive lock (`flock` on `.glmc-zoo.lock`, released by
-    the kernel when the process ends, however it ends) keeps a second `train` out of the folder."""
-
-    LOCK = ".glmc-zoo.lock"
-
-    def __init__(self, out: Path, resume, writer: bool = True):
-        self.out, self.resume, self.writer, self._fd = out, resume, writer, None
-
-    def __enter__(self) -> RunFolder:
-        if not self.writer:  # other ranks write nothing here
-            return self
-        out = self.out
-        if out.exists() and not out.is_dir():
-            raise TrainError(f"--output {out}: a file, not a folder. Give a folder for the run.")
-        resuming_here = self.resume is not None and Path(self.resume).resolve() in (out.resolve(),
-                                                                                     (out / CKPT_NAME).resolve())
-        if out.is_dir() and not resuming_here:
-            held = sorted(p.name for p in out.iterdir() if p.name != self.LOCK)
-            if held:
-                if (out / CKPT_NAME).is_file() and (out / "model").is_dir():
-                    what = "a finished run"
-                    fix = "give another --output (a new folder) for a new run"
-                elif (out / CKPT_NAME).is_file():
-                    what = "a run in progress"
-                    fix = f"continue it with --resume {out}, or give another --output"
-                else:
-                    what = f"files this run did not write ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''})"
-                    fix = "give another --output (a new or empty folder)"
-                raise TrainError(f"--output {out} holds {what}: nothing was written there; {fix}")
-        out.mkdir(parents=True, exist_ok=True)
-        import fcntl
-
-        self._fd = os.open(out / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(self._fd)
-            self._fd = None
-            raise TrainError(f"--output {out}: another glmc-zoo train (pid {other}) is writing this run; wait for it "
-                             f"to end (or stop it), or give another --output") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # releases the lock; the empty lock file stays (removing it would race a new writer)
-            self._fd = None
 
 
 def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
@@ -255,16 +197,9 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     data = data or load_data(cfg, download=download)
     counts = torch.tensor(data.class_counts)
     num_classes = len(data.classes)
+    run = RunDir(out)
     if ranks.is_main:
-        write_text_atomic(out / "config.json", json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__), indent=2))
-        write_text_atomic(out / "split.json", json.dumps(dict(
-            dataset=cfg.dataset, split=cfg.split, seed=cfg.seed, imbalance_factor=cfg.imbalance_factor,
-            classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist(),
-            **(dict(holdout=cfg.holdout, test_files=data.test_files) if data.test_files is not None else {}))))
-        if command and state is None:  # the command that started the run; resumes are in run.log
-            (out / "command.txt").write_text(command + "\n")
-        elif command:
-            _log(out, f"resumed at epoch {state['epoch'] + 1}, step {state['step']}: {command}", progress)
+        run.write_start(cfg, data, command, (state["epoch"], state["step"]) if state else None, progress)
 
     made = build_model(cfg, num_classes, data.classes, load=state is None, pretrained=pretrained)  # seeded by cfg.seed
     model = made.model
@@ -351,7 +286,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
                     ranks.broadcast_buffers(model)
                     sums = ranks.sum_floats(sums)
                     if ranks.is_main:
-                        save_checkpoint(out / CKPT_NAME, checkpoint_state(model, optimizer, cfg, epoch, step + 1,
+                        save_checkpoint(run.checkpoint, checkpoint_state(model, optimizer, cfg, epoch, step + 1,
                                                                           step_gen, sums, precision))
                         _log(out, f"stopped at epoch {epoch + 1}, step {step + 1}: checkpoint saved; continue "
                                   f"with --resume {out}", progress)
@@ -365,7 +300,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             if batches.error:  # a file that passed the start-up scan but does not decode (a truncated JPEG, ...)
                 msg = f"epoch {epoch + 1}, step {done + 1}: {batches.error}"
                 if ranks.world == 1:  # with many ranks the others are mid-step: the last epoch's checkpoint stays
-                    save_checkpoint(out / CKPT_NAME, checkpoint_state(model, optimizer, cfg, epoch, done, step_gen,
+                    save_checkpoint(run.checkpoint, checkpoint_state(model, optimizer, cfg, epoch, done, step_gen,
                                                                       ranks.sum_floats(sums), precision))
                     msg += (f". Checkpoint saved after step {done}: replace the file with a readable image, then "
                             f"continue with --resume {out}")
@@ -388,9 +323,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
                     ranks.barrier()  # rank 0 evaluates and saves
                     return dict(stopped_after=epoch + 1)
                 continue
-            with open(out / "train_log.jsonl", "a") as f:
-                f.write(json.dumps(epoch_log) + "\n")
-            save_checkpoint(out / CKPT_NAME, checkpoint_state(model, optimizer, cfg, epoch + 1, 0, None, None, precision))
+            run.append_epoch(epoch_log)
+            save_checkpoint(run.checkpoint, checkpoint_state(model, optimizer, cfg, epoch + 1, 0, None, None, precision))
             # median: robust to a paused epoch; a resumed part of an epoch alone is scaled to a whole one
             whole = secs * len(plan) / max(len(plan) - first, 1)
             left = (cfg.epochs - epoch - 1) * float(np.median(epoch_secs[-10:] or [whole]))
@@ -398,9 +332,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
                       f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}", progress)
             if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:
                 metrics = _evaluate(model, batcher, data, dev, cfg.channels_last)
-                line = dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS})
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(line) + "\n")
+                run.append_eval(dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS}))
                 _plot_curves(out)
                 _log(out, f"eval epoch {epoch + 1}: top1 {metrics['top1']:.2f} (fc_cb), {metrics['fc_top1']:.2f} (fc); "
                           f"many {_fmt(metrics['many'])}, medium {_fmt(metrics['medium'])}, few {_fmt(metrics['few'])}",
@@ -420,33 +352,31 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     if not metrics:  # resumed from the last epoch's checkpoint: the final evaluation did not run
         metrics = _evaluate(model, batcher, data, dev, cfg.channels_last)
         _log(out, f"eval epoch {cfg.epochs} (after resume): top1 {metrics['top1']:.2f}", progress)
-        log = out / "metrics.jsonl"
-        rows = read_jsonl(log)
+        rows = run.evals(by_epoch=False)
         if not rows or rows[-1].get("epoch") != cfg.epochs:  # killed during the final save: already logged
-            with open(log, "a") as f:
-                f.write(json.dumps(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
+            run.append_eval(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS}))
         _plot_curves(out)
     final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
-    write_text_atomic(out / "metrics.json", json.dumps(final, indent=2))
+    run.write_final(final)
     plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
     plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
     measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
     plain = {k: round(metrics[f"fc_{k}"], 2) for k in ("top1", "many", "medium", "few")
              if metrics.get(f"fc_{k}") is not None}
     per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
-    save_pretrained(model.to(memory_format=torch.contiguous_format).cpu(), out / "model", glmc=dict(
+    save_pretrained(model.to(memory_format=torch.contiguous_format).cpu(), run.model, glmc=dict(
         measured=measured, measured_per_class=per_class, measured_plain_head=plain,
         metrics_note=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image test set; nothing "
                      f"was selected on it.",
         dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
-        command=started_command(out) or command or "", recipe=cfg.reference or cfg.name,
+        command=run.started_command() or command or "", recipe=cfg.reference or cfg.name,
         data=_describe_data(cfg, data)))
     return final
 
 
 def _diverged(out: Path, epoch: int, step: int, loss: float, echo: bool) -> None:
     """Stop a run whose loss or weights are no longer finite, keeping the last good checkpoint."""
-    ckpt = out / CKPT_NAME
+    ckpt = RunDir(out).checkpoint
     kept = (f"the last good checkpoint ({ckpt}, end of epoch {int(load_checkpoint(ckpt)['epoch'])}) is kept"
             if ckpt.is_file() else "no checkpoint was written")
     msg = (f"the run diverged at epoch {epoch + 1}, step {step + 1} (loss {loss}): it stopped, {kept}, and no model "
@@ -494,7 +424,7 @@ def _evaluate(model, batches: Batcher, data: LongTailedData, dev, channels_last:
 
 
 def _plot_curves(out: Path) -> None:
-    plot_curves(read_jsonl(out / "metrics.jsonl"), out / "training_curves.png")
+    plot_curves(RunDir(out).evals(by_epoch=False), out / "training_curves.png")
 
 
 def _fmt(v: float | None) -> str:
@@ -520,11 +450,7 @@ def _keep_best(model, out: Path, metrics: dict, epoch: int) -> None:
 
 def _log(out: Path, line: str, echo: bool) -> None:
     """Append a time-stamped line to the run's `run.log` (and echo it to stderr)."""
-    stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {line}"
-    with open(out / "run.log", "a") as f:
-        f.write(stamped + "\n")
-    if echo:
-        print(stamped, file=sys.stderr)
+    RunDir(out).log(line, echo)
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):

@@ -14,7 +14,6 @@ trainer's data, checkpoints, signals, evaluation and run-directory files.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from glmc_zoo._meta import __version__
-from glmc_zoo.atomic import write_text_atomic
 from glmc_zoo.errors import TrainError
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
-from glmc_zoo.training.checkpoint import CKPT_NAME, StopSignals, restore, resume_state, save_checkpoint
+from glmc_zoo.training.checkpoint import StopSignals, restore, resume_state, save_checkpoint
 from glmc_zoo.training.configs import TrainConfig
 from glmc_zoo.training.data import LongTailedData, load_data
 from glmc_zoo.training.method import lr_at_epoch
+from glmc_zoo.training.rundir import RunDir
 
 #: The parameters stage 2 trains (the inference head); everything else is frozen.
 HEAD = "fc_cb"
@@ -89,11 +88,11 @@ def resolve_init(ref: str) -> tuple[str, dict]:
                          "run directory, a weights folder or a model name such as "
                          "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg)")
     path = Path(ref)
-    if path.is_dir() and (path / "checkpoint.pt").is_file() and not (path / "model.safetensors").is_file():
-        if not (path / "model" / "model.safetensors").is_file():
-            raise TrainError(f"--init {ref}: this run has not finished (no {path / 'model'}); finish it with "
+    if path.is_dir() and RunDir(path).checkpoint.is_file() and not (path / "model.safetensors").is_file():
+        if not (RunDir(path).model / "model.safetensors").is_file():
+            raise TrainError(f"--init {ref}: this run has not finished (no {RunDir(path).model}); finish it with "
                              f"--resume {ref}, or give a weights folder")
-        path = path / "model"
+        path = RunDir(path).model
     if path.is_dir():
         try:
             return str(path), dict(read_config(path).get("glmc") or {})
@@ -136,14 +135,8 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     if model.pretrained_cfg.get("num_classes", len(data.classes)) != len(data.classes):
         raise TrainError(f"--init {cfg.init}: {model.pretrained_cfg['num_classes']} classes, the data has "
                          f"{len(data.classes)}")
-    write_text_atomic(out / "config.json", json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__), indent=2))
-    write_text_atomic(out / "split.json", json.dumps(dict(
-        dataset=cfg.dataset, split=cfg.split, seed=cfg.seed, imbalance_factor=cfg.imbalance_factor,
-        classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist())))
-    if command and state is None:
-        (out / "command.txt").write_text(command + "\n")
-    elif command:
-        log(out, f"resumed at epoch {state['epoch'] + 1}, step {state['step']}: {command}", progress)
+    run = RunDir(out)
+    run.write_start(cfg, data, command, (state["epoch"], state["step"]) if state else None, progress)
 
     head = getattr(model, HEAD)
     radius = maxnorm_threshold(head.weight, cfg.maxnorm_thresh)  # from the first stage's rows, set once
@@ -174,7 +167,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     metrics: dict = {}
 
     def checkpoint(epoch: int, step: int, gen, sums) -> None:
-        save_checkpoint(out / CKPT_NAME, dict(
+        save_checkpoint(run.checkpoint, dict(
             model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch, step=step,
             gen_state=gen.get_state() if gen is not None else None, running=sums, config=cfg.to_dict(),
             precision=precision, maxnorm_radius=radius, glmc_zoo_version=__version__))
@@ -223,8 +216,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
             epoch_log = dict(epoch=epoch + 1, lr=lr, images=sums["n"], images_per_s=sums["n"] / max(secs, 1e-9),
                              seconds=secs, loss=float(sums["loss"]) / max(sums["n"], 1), rows_projected=projected,
                              row_norms=[round(float(v), 6) for v in norms])
-            with open(out / "train_log.jsonl", "a") as f:
-                f.write(json.dumps(epoch_log) + "\n")
+            run.append_epoch(epoch_log)
             checkpoint(epoch + 1, 0, None, None)
             log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
                      f"({epoch_log['images_per_s']:.0f} img/s); {HEAD} row norms {norms.min():.4f}..{norms.max():.4f} "
@@ -233,8 +225,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
             stop_here = stop_after == epoch + 1 and not last
             if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:
                 metrics = _evaluate(model, batcher, data, dev, False)
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS})) + "\n")
+                run.append_eval(dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS}))
                 _plot_curves(out)
                 log(out, f"eval epoch {epoch + 1}: top1 {metrics['top1']:.2f} ({HEAD})", progress)
             if stop_here:
@@ -245,22 +236,20 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     if not metrics:  # resumed from the last epoch's checkpoint
         metrics = _evaluate(model, batcher, data, dev, False)
     final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
-    write_text_atomic(out / "metrics.json", json.dumps(final, indent=2))
+    run.write_final(final)
     from glmc_zoo.training.metrics import plot_confusion, plot_per_class
-    from glmc_zoo.training.report import started_command
-
     plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
     plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
     measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
     per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
     for p in model.parameters():
         p.requires_grad_(True)
-    save_pretrained(model.cpu().eval(), out / "model", glmc=dict(
+    save_pretrained(model.cpu().eval(), run.model, glmc=dict(
         measured=measured, measured_per_class=per_class,
         metrics_note=f"Measured at the final epoch ({cfg.epochs}) of the MaxNorm stage on the {len(data.test)}-image "
                      f"test set; nothing was selected on it.",
         dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
-        command=started_command(out) or command or "", recipe=cfg.reference or cfg.name,
+        command=run.started_command() or command or "", recipe=cfg.reference or cfg.name,
         first_stage=dict(init=cfg.init, measured=first_glmc.get("measured"), recipe=first_glmc.get("recipe"),
                          command=first_glmc.get("command")),
         maxnorm=dict(radius=radius, thresh=cfg.maxnorm_thresh, every=cfg.maxnorm_every, bn=cfg.maxnorm_bn,

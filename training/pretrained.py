@@ -22,6 +22,7 @@ import torch
 
 from glmc_zoo.errors import TrainError, did_you_mean
 from glmc_zoo.training.configs import TrainConfig, model_args_of
+from glmc_zoo.training.rundir import RunDir
 
 #: GLMC's heads: everything else in a GLMC model is the backbone.
 HEADS = ("fc.", "fc_cb.", "projection_head.", "contrast_head.")
@@ -42,7 +43,7 @@ class Init:
 
 def _is_glmc_ref(ref: str) -> bool:
     path = Path(ref[len("local-dir:"):] if ref.startswith("local-dir:") else ref)
-    if path.is_dir() and ((path / "checkpoint.pt").is_file() or (path / "model" / "model.safetensors").is_file()):
+    if path.is_dir() and (RunDir(path).checkpoint.is_file() or (RunDir(path).model / "model.safetensors").is_file()):
         return True  # a run directory
     if path.is_dir() and (path / "config.json").is_file():
         import json

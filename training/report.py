@@ -10,10 +10,10 @@ reports what was logged and selects nothing: the final row is the final epoch, n
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from glmc_zoo.errors import DataError, TrainError
+from glmc_zoo.errors import TrainError
+from glmc_zoo.training.rundir import RunDir, read_jsonl  # noqa: F401  (read_jsonl re-exported)
 
 __all__ = ["run_report", "time_text"]
 
@@ -22,46 +22,15 @@ GROUPS = (("many", "> 100", lambda n: n > 100), ("medium", "21-100", lambda n: 2
           ("few", "<= 20", lambda n: n <= 20))
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """A run log's rows (`train_log.jsonl`, `metrics.jsonl`); [] when the file does not exist. A last line
-    cut short (what a crash during an append leaves) is dropped: the epoch it logged is logged again when
-    the run resumes. Damage anywhere else is a `DataError` naming the file and the line."""
-    if not path.is_file():
-        return []
-    lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
-    rows = []
-    for n, line in enumerate(lines, 1):
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as e:
-            if n == len(lines):
-                break
-            raise DataError(f"{path}, line {n}: not a log row ({e}); the run log is damaged: remove that line "
-                            f"(or restore the file) and try again") from None
-        rows.append(row)
-    return rows
-
-
-
-
-def _by_epoch(rows: list[dict]) -> list[dict]:
-    """One row per epoch, the last written winning (a run killed between its log line and its checkpoint
-    logs that epoch again when resumed), in epoch order."""
-    return sorted({r["epoch"]: r for r in rows}.values(), key=lambda r: r["epoch"])
-
-
 def started_command(run_dir: str | Path) -> str | None:
     """The command that started the run (its `command.txt`): what repeats it. Resumes are in run.log."""
-    path = Path(run_dir) / "command.txt"
-    return path.read_text().strip() if path.is_file() else None
+    return RunDir(run_dir).started_command()
 
 
 def time_text(run_dir: str | Path) -> str:
     """Training time from the run's train_log.jsonl: the sum of its epochs' times (an epoch logged twice
     counts once), and the median time of a whole epoch (an epoch resumed part-way is not one)."""
-    rows = _by_epoch(read_jsonl(Path(run_dir) / "train_log.jsonl"))
+    rows = RunDir(run_dir).epochs()
     text = f"{sum(r['seconds'] for r in rows) / 3600:.2f} h for {len(rows)} epochs"
     if len(rows) < 2:
         return text
@@ -81,17 +50,15 @@ def _pct(v: float | None) -> str:
 def run_report(run_dir: str | Path) -> str:
     """The run's results as Markdown (see the module's docstring). Raises `TrainError` naming the folder
     when it is not a run directory."""
-    run = Path(run_dir)
-    if not (run / "config.json").is_file() or not (run / "train_log.jsonl").is_file():
-        raise TrainError(f"{run}: not a training run directory (no config.json and train_log.jsonl); give the "
+    rd = RunDir(run_dir)
+    run = rd.path
+    if not ((run / rd.CONFIG).is_file() and (run / rd.TRAIN_LOG).is_file()):
+        raise TrainError(f"{run}: not a training run directory (no {rd.CONFIG} and {rd.TRAIN_LOG}); give the "
                          f"folder that `glmc-zoo train -o` wrote")
-    cfg = json.loads((run / "config.json").read_text())
-    epochs_done = _by_epoch(read_jsonl(run / "train_log.jsonl"))
-    evals = _by_epoch(read_jsonl(run / "metrics.jsonl"))
-    split = json.loads((run / "split.json").read_text()) if (run / "split.json").is_file() else {}
+    cfg, epochs_done, evals, split = rd.config(), rd.epochs(), rd.evals(), rd.split()
     total = cfg.get("epochs")
     last_done = epochs_done[-1]["epoch"] if epochs_done else 0
-    finished = (run / "metrics.json").is_file() and last_done == total
+    finished = (run / rd.FINAL).is_file() and last_done == total
     status = "finished" if finished else f"in progress: {last_done} of {total} epochs complete"
 
     lines = [f"# Run `{cfg.get('name', run.name)}` ({run})", "",
@@ -105,10 +72,9 @@ def run_report(run_dir: str | Path) -> str:
              + (f"; test split: {split['holdout']:.0%} of each class held out ({len(split['test_files'])} images, "
                 f"listed in split.json)" if split.get("test_files") else ""),
              f"- **Training time**: {time_text(run)}"]
-    if command := started_command(run):
+    if command := rd.started_command():
         lines.append(f"- **Command**: `{command}`")
-    resumes = sum(" resumed at epoch " in x for x in (run / "run.log").read_text().splitlines()) \
-        if (run / "run.log").is_file() else 0
+    resumes = rd.resumes()
     if resumes:
         lines.append(f"- **Resumed** {resumes} time{'s' * (resumes != 1)} (exactly, from checkpoint.pt; see run.log)")
 

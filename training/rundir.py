@@ -1,0 +1,218 @@
+"""A training run's directory: the one owner of its files' names and formats.
+
+    config.json       the resolved config (+ glmc_zoo_version)       written at every start and resume
+    split.json        dataset, split, seed, classes, counts, indices (+ held-out test files)
+    command.txt       the command that started the run (resumes are in run.log)
+    run.log           time-stamped lines: start, epochs, evaluations, stops, resumes
+    train_log.jsonl   one row per finished epoch (an epoch logged twice: the last row wins)
+    metrics.jsonl     one row per evaluation (train-log row + the metrics of both heads)
+    metrics.json      the final evaluation: written once, at the end
+    checkpoint.pt     everything `--resume` needs (training/checkpoint.py writes and checks it)
+    model/            the finished weights folder (safetensors + config + card)
+    .glmc-zoo.lock    held (flock) while a process writes the run
+
+The trainer (loop.py, maxnorm.py) writes through `RunDir`; the report, the bundler and `init` read
+through it. JSON is written atomically (beside, fsync, rename); the logs are appended line by line, and
+a last line cut by a crash is dropped when read (`read_jsonl`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from glmc_zoo._meta import __version__
+from glmc_zoo.atomic import write_text_atomic
+from glmc_zoo.errors import DataError, TrainError
+
+__all__ = ["RunDir", "read_jsonl"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """A run log's rows (`train_log.jsonl`, `metrics.jsonl`); [] when the file does not exist. A last line
+    cut short (what a crash during an append leaves) is dropped: the epoch it logged is logged again when
+    the run resumes. Damage anywhere else is a `DataError` naming the file and the line."""
+    if not path.is_file():
+        return []
+    lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
+    rows = []
+    for n, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if n == len(lines):
+                break
+            raise DataError(f"{path}, line {n}: not a log row ({e}); the run log is damaged: remove that line "
+                            f"(or restore the file) and try again") from None
+        rows.append(row)
+    return rows
+
+
+def _by_epoch(rows: list[dict]) -> list[dict]:
+    """One row per epoch, the last written winning (a run killed between its log line and its checkpoint
+    logs that epoch again when resumed), in epoch order."""
+    return sorted({r["epoch"]: r for r in rows}.values(), key=lambda r: r["epoch"])
+
+
+class RunDir:
+    """The files of one run directory (see the module docstring)."""
+
+    CONFIG, SPLIT, COMMAND, LOG = "config.json", "split.json", "command.txt", "run.log"
+    TRAIN_LOG, EVAL_LOG, FINAL = "train_log.jsonl", "metrics.jsonl", "metrics.json"
+    CHECKPOINT, MODEL, LOCK = "checkpoint.pt", "model", ".glmc-zoo.lock"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def model(self) -> Path:
+        return self.path / self.MODEL
+
+    # --- what the folder holds ----------------------------------------------------------------
+
+    def is_run(self) -> bool:
+        """Written by `glmc-zoo train` (a run in progress or finished)."""
+        return self.checkpoint.is_file() or ((self.path / self.CONFIG).is_file()
+                                             and (self.path / self.TRAIN_LOG).is_file())
+
+    def is_finished(self) -> bool:
+        return self.checkpoint.is_file() and self.model.is_dir()
+
+    # --- one writer -----------------------------------------------------------------------------
+
+    def claim(self, resume) -> RunDir:
+        """Take the folder for this run: it must be new or empty, or be the run `resume` continues; anything
+        else (a finished run, a weights folder, someone's files) is refused before a byte is written. Then an
+        exclusive lock (`flock` on `.glmc-zoo.lock`, released by the kernel when the process ends, however it
+        ends) keeps a second `train` out while this one lasts; `release()` (or the `with` block's end) frees it."""
+        out = self.path
+        if out.exists() and not out.is_dir():
+            raise TrainError(f"--output {out}: a file, not a folder. Give a folder for the run.")
+        resuming_here = resume is not None and Path(resume).resolve() in (out.resolve(), self.checkpoint.resolve())
+        if out.is_dir() and not resuming_here:
+            held = sorted(p.name for p in out.iterdir() if p.name != self.LOCK)
+            if held:
+                if self.is_finished():
+                    what, fix = "a finished run", "give another --output (a new folder) for a new run"
+                elif self.checkpoint.is_file():
+                    what, fix = "a run in progress", f"continue it with --resume {out}, or give another --output"
+                else:
+                    what = f"files this run did not write ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''})"
+                    fix = "give another --output (a new or empty folder)"
+                raise TrainError(f"--output {out} holds {what}: nothing was written there; {fix}")
+        out.mkdir(parents=True, exist_ok=True)
+        import fcntl
+
+        fd = os.open(out / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise TrainError(f"--output {out}: another glmc-zoo train (pid {other}) is writing this run; wait for it "
+                             f"to end (or stop it), or give another --output") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock; the empty lock file stays (removing it would race a writer)
+            self._lock_fd = None
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def write_start(self, cfg, data, command: str | None, resumed_at: tuple[int, int] | None, echo: bool) -> None:
+        """config.json and split.json (at every start and resume), command.txt (at the start) or a
+        "resumed" line in run.log."""
+        write_text_atomic(self.path / self.CONFIG, json.dumps(dict(cfg.to_dict(), glmc_zoo_version=__version__),
+                                                              indent=2))
+        held_out = dict(holdout=cfg.holdout, test_files=data.test_files) if data.test_files is not None else {}
+        write_text_atomic(self.path / self.SPLIT, json.dumps(dict(
+            dataset=cfg.dataset, split=cfg.split, seed=cfg.seed, imbalance_factor=cfg.imbalance_factor,
+            classes=data.classes, class_counts=data.class_counts, train_indices=data.train_indices.tolist(),
+            **held_out)))
+        if command and resumed_at is None:
+            write_text_atomic(self.path / self.COMMAND, command + "\n")
+        elif command:
+            self.log(f"resumed at epoch {resumed_at[0] + 1}, step {resumed_at[1]}: {command}", echo)
+
+    def log(self, line: str, echo: bool = False) -> None:
+        """Append a time-stamped line to run.log (and echo it to stderr)."""
+        stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {line}"
+        with open(self.path / self.LOG, "a") as f:
+            f.write(stamped + "\n")
+        if echo:
+            print(stamped, file=sys.stderr)
+
+    def append_epoch(self, row: dict) -> None:
+        self._append(self.TRAIN_LOG, row)
+
+    def append_eval(self, row: dict) -> None:
+        self._append(self.EVAL_LOG, row)
+
+    def _append(self, name: str, row: dict) -> None:
+        with open(self.path / name, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def write_final(self, metrics: dict) -> None:
+        write_text_atomic(self.path / self.FINAL, json.dumps(metrics, indent=2))
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def config(self) -> dict:
+        return self._json(self.CONFIG)
+
+    def split(self) -> dict:
+        return self._json(self.SPLIT) if (self.path / self.SPLIT).is_file() else {}
+
+    def _json(self, name: str) -> dict:
+        path = self.path / name
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: cannot be read as the run's {name} ({e}); restore it from the run") from None
+        if not isinstance(value, dict):
+            raise DataError(f"{path}: holds a {type(value).__name__}, not the run's {name}; restore it from the run")
+        return value
+
+    def epochs(self) -> list[dict]:
+        """train_log.jsonl, one row per epoch, in order."""
+        return _by_epoch(read_jsonl(self.path / self.TRAIN_LOG))
+
+    def evals(self, by_epoch: bool = True) -> list[dict]:
+        """metrics.jsonl, one row per evaluated epoch (or every row as written)."""
+        rows = read_jsonl(self.path / self.EVAL_LOG)
+        return _by_epoch(rows) if by_epoch else rows
+
+    def started_command(self) -> str | None:
+        """The command that started the run (command.txt): what repeats it."""
+        path = self.path / self.COMMAND
+        return path.read_text().strip() if path.is_file() else None
+
+    def resumes(self) -> int:
+        path = self.path / self.LOG
+        return sum(" resumed at epoch " in x for x in path.read_text().splitlines()) if path.is_file() else 0
