@@ -29,16 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from glmc_zoo._meta import __version__
-from glmc_zoo.errors import ExportError
+from glmc_zoo.errors import ExportError, VerificationFailed  # noqa: F401  (VerificationFailed re-exported)
 
 FP32_ATOL = 1e-4  # |logit difference| allowed on small logits, fp32
 FP32_RTOL = 1e-5  # ... plus this fraction of the largest |logit| of the batch (large logits, e.g. 1,000)
 TOP1_AGREEMENT = {"fp16": 0.99, "int8": 0.98}  # fraction of real images whose top-1 must agree
 MIN_OPSET = 18  # the dynamo exporter's lowest opset
-
-
-class VerificationFailed(ExportError):
-    """The export ran but did not match PyTorch closely enough (no file is written)."""
 
 
 @dataclass

@@ -25,7 +25,7 @@ import typer
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import write_text_atomic
-from glmc_zoo.errors import GLMCZooError, did_you_mean
+from glmc_zoo.errors import GLMCZooError, VerificationFailed, did_you_mean
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="GLMC long-tailed image classifiers: list, inspect, convert, train, evaluate, "
@@ -71,10 +71,7 @@ def command(*args, **kwargs):
             try:
                 return fn(*a, **k)
             except GLMCZooError as e:
-                from glmc_zoo.errors import ExportError
-
-                failed_check = isinstance(e, ExportError) and type(e).__name__ == "VerificationFailed"
-                raise _fail(str(e), code=1 if failed_check else 2) from None
+                raise _fail(str(e), code=1 if isinstance(e, VerificationFailed) else 2) from None
             except OSError as e:
                 if e.filename is None:  # not about a path the user gave: a real failure, keep its traceback
                     raise
@@ -508,6 +505,24 @@ def report(
     if output:
         write_text_atomic(output, text)
     typer.echo(text, nl=False)
+
+
+@command()
+def bundle(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run (the folder `glmc-zoo train -o` wrote).")],
+    name: Annotated[str, typer.Argument(help="The weight set's arch.tag, e.g. glmc_resnet32_w16.cifar10_lt_if50_e200_jpeg.")],
+    data: Annotated[str, typer.Option("--data", help="Where the training data came from (goes into the card).")],
+    machine: Annotated[str | None, typer.Option("--machine", help="The machine it trained on (default: this one's "
+                                                                   "processor name).")] = None,
+    root: Annotated[Path | None, typer.Option("--root", help="Folder to write NAME/ into (default: the installed "
+                                                              "package's weights/ folder).")] = None,
+) -> None:
+    """Ship a finished run as a weight set: safetensors, config with its final-epoch metrics, card."""
+    try:
+        from glmc_zoo.training.bundle import bundle_run
+    except ImportError as e:
+        raise _fail(f"bundling needs the training extra: pip install 'glmc-zoo[train]' ({e})") from None
+    typer.echo(str(bundle_run(run_dir, name, data, root, machine)))
 
 
 def main() -> None:  # pragma: no cover

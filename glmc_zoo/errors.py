@@ -51,6 +51,10 @@ class ExportError(GLMCZooError, RuntimeError):
     """An export that failed or did not pass verification (no file is left behind)."""
 
 
+class VerificationFailed(ExportError):
+    """The export ran but did not match PyTorch closely enough (no file is written): exit 1, not 2."""
+
+
 class ConfigError(GLMCZooError, ValueError):
     """A training config name or override that does not exist or does not parse."""
 
@@ -61,6 +65,10 @@ class DataError(GLMCZooError, ValueError):
 
 class TrainError(GLMCZooError, RuntimeError):
     """A run that cannot start or continue (bad resume file, mismatched config, ...)."""
+
+
+class BundleError(GLMCZooError, ValueError):
+    """A finished run that cannot be shipped as the weight set named (not finished, another architecture, ...)."""
 
 
 class OutputExistsError(GLMCZooError, FileExistsError):

@@ -14,11 +14,16 @@ from glmc_zoo.errors import DataError
 __all__ = ["evaluate_model", "list_class_folder", "shot_groups", "summarize"]
 
 
+#: The long-tail groups by training images per class (GLMC, LDAM, ...): name, rule as printed, lower bound
+#: (exclusive) and upper bound (inclusive).
+SHOT_GROUPS = (("many", "> 100", 100, None), ("medium", "21-100", 20, 100), ("few", "<= 20", None, 20))
+
+
 def shot_groups(train_counts: list[int] | np.ndarray) -> dict[str, np.ndarray]:
     """Class indices of the many (n > 100), medium (20 < n <= 100) and few (n <= 20) groups."""
     n = np.asarray(train_counts)
-    return dict(many=np.flatnonzero(n > 100), medium=np.flatnonzero((n > 20) & (n <= 100)),
-                few=np.flatnonzero(n <= 20))
+    return {name: np.flatnonzero((n > (lo if lo is not None else -1)) & (n <= (hi if hi is not None else np.inf)))
+            for name, _, lo, hi in SHOT_GROUPS}
 
 
 def summarize(pred_topk: np.ndarray, targets: np.ndarray, train_counts: list[int] | None,

@@ -140,6 +140,12 @@ CASES = [  # (args, exit code)
     (["train", "--resume", f"{W}/missing"], 2),
     (["train", "--resume", f"{W}/notes.txt"], 2),
     (["train", "--resume", f"{W}/mine"], 2),
+    # bundle (a finished run into a weight set)
+    (["bundle", f"{W}/missing", "glmc_resnet32_w16.t", "--data", "x", "--root", f"{W}/out"], 2),
+    (["bundle", f"{W}/mine", "glmc_resnet32_w16.t", "--data", "x", "--root", f"{W}/out"], 2),
+    (["bundle", f"{W}/mine", "glmc_resnet32_w16", "--data", "x", "--root", f"{W}/out"], 2),
+    (["bundle", f"{W}/mine", "", "--data", "x", "--root", f"{W}/out"], 2),
+    (["bundle", f"{W}/mine", "glmc_resnet32_w16.t"], 2),
     # push (validated before any upload; nothing is sent)
     (["push", f"{W}/missing", "--repo-id", "org/name", "--dry-run"], 2),
     (["push", f"{W}/mine", "--repo-id", "org/name", "--dry-run"], 2),

@@ -7,10 +7,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
+import sys
 from pathlib import Path
+
+from glmc_zoo.errors import BundleError
+from glmc_zoo.training.rundir import RunDir
 
 
 def bundle_root() -> Path:
@@ -31,20 +34,24 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     final-epoch metrics, exact command, training time and machine, and data provenance."""
     from glmc_zoo.hub import create_model, read_config, save_pretrained
     from glmc_zoo.training.report import time_text
-    from glmc_zoo.training.rundir import RunDir
 
     run = RunDir(run_dir)
     run_dir = run.path
     arch, _, tag = name.partition(".")
+    if not (arch and tag):
+        raise BundleError(f"{name!r}: name the weight set as ARCH.TAG, e.g. glmc_resnet32_w16.cifar10_lt_if50_e200_jpeg")
+    if not run.is_finished():
+        raise BundleError(f"{run_dir}: not a finished run (no {run.model} beside {run.CHECKPOINT}); finish it with "
+                          f"`glmc-zoo train --resume {run_dir}` first")
     cfg = read_config(run.model)
     if cfg["architecture"] != arch:
-        raise ValueError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
+        raise BundleError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
     # The registry's records carry the class count, but no other architecture arguments yet.
     extra = {k: v for k, v in cfg.get("model_args", {}).items() if k not in ("num_classes", "global_pool")}
     if extra:
         what = (f"on a {extra['backbone']} backbone" if extra.get("backbone") else
                 f"built with model_args {json.dumps(extra)}")
-        raise ValueError(f"{run_dir}: a {arch} {what} cannot be shipped inside the package yet (its record would "
+        raise BundleError(f"{run_dir}: a {arch} {what} cannot be shipped inside the package yet (its record would "
                          f"build the plain {arch}); publish its folder (`glmc-zoo push`) and load it as hf-hub:ORG/NAME, "
                          f"or use it as local-dir:{run.model}")
     model = create_model(str(run.model))
@@ -62,21 +69,16 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
 
 def _split_text(run_dir: Path) -> str:
     """The split the run actually used, from its split.json."""
-    from glmc_zoo.training.rundir import RunDir
 
     split = RunDir(run_dir).split()
     return SPLITS.get(split["split"], split["split"]).format(seed=split.get("seed"))
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
-    ap.add_argument("name", help="arch.tag, e.g. glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg")
-    ap.add_argument("--data", required=True, help="where the training data came from")
-    ap.add_argument("--machine", default=None)
-    ap.add_argument("--root", default=None, help="default: the installed package's weights/ folder")
-    a = ap.parse_args()
-    print(bundle_run(a.run_dir, a.name, a.data, a.root, a.machine))
+    """`python -m glmc_zoo.training.bundle ...` is `glmc-zoo bundle ...`."""
+    from glmc_zoo.cli import app
+
+    app(["bundle", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -9,17 +9,15 @@ reports what was logged and selects nothing: the final row is the final epoch, n
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 from glmc_zoo.errors import TrainError
+from glmc_zoo.evaluation import SHOT_GROUPS, shot_groups
 from glmc_zoo.training.rundir import RunDir, read_jsonl  # noqa: F401  (read_jsonl re-exported)
 
 __all__ = ["run_report", "time_text"]
 
-#: The standard long-tail groups by training images per class (GLMC, LDAM, ...).
-GROUPS = (("many", "> 100", lambda n: n > 100), ("medium", "21-100", lambda n: 20 < n <= 100),
-          ("few", "<= 20", lambda n: n <= 20))
 
 
 def started_command(run_dir: str | Path) -> str | None:
@@ -79,11 +77,11 @@ def run_report(run_dir: str | Path) -> str:
         lines.append(f"- **Resumed** {resumes} time{'s' * (resumes != 1)} (exactly, from checkpoint.pt; see run.log)")
 
     counts = split.get("class_counts") or []
-    sizes = {g: sum(map(test, counts)) for g, _, test in GROUPS}
+    sizes = {g: len(idx) for g, idx in shot_groups(counts).items()}
     lines += ["", "## Evaluations", "",
               "`fc_cb` is the rebalanced head used at inference (GLMC's reported numbers), `fc` the plain head. "
               "Groups by training images per class: "
-              + ", ".join(f"{g} {rule} ({sizes[g]} classes)" if counts else f"{g} {rule}" for g, rule, _ in GROUPS)
+              + ", ".join(f"{g} {rule} ({sizes[g]} classes)" if counts else f"{g} {rule}" for g, rule, _, _ in SHOT_GROUPS)
               + ".", "",
               "| epoch | fc_cb top-1 | fc_cb top-5 | fc_cb many | fc_cb medium | fc_cb few | fc top-1 | fc many | "
               "fc medium | fc few | train loss |",
@@ -111,13 +109,10 @@ def run_report(run_dir: str | Path) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run_dir")
-    a = ap.parse_args()
-    try:
-        print(run_report(a.run_dir), end="")
-    except TrainError as e:
-        raise SystemExit(f"error: {e}") from None
+    """`python -m glmc_zoo.training.report RUN_DIR` is `glmc-zoo report RUN_DIR`."""
+    from glmc_zoo.cli import app
+
+    app(["report", *sys.argv[1:]])
 
 
 if __name__ == "__main__":
