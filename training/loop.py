@@ -179,19 +179,85 @@ def train(
 def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
            command: str | None, should_stop, data: LongTailedData | None, on_trained,
            stop_after: int | None) -> dict:
-
-    import glmc_zoo  # noqa: F401
-    from glmc_zoo.hub import save_pretrained
-
+    """The run, phase by phase: set up (or resume), then each epoch and its end, then finish."""
     if cfg.stage == "maxnorm":
         from glmc_zoo.training.maxnorm import train_maxnorm
 
         return train_maxnorm(cfg, out, dev, resume, progress, download, command, should_stop, data, stop_after, _log)
-    ranks = Ranks()
-    state = resume_state(resume, cfg, stop_after)
+    r = _setup(cfg, out, dev, resume, progress, download, command, data, stop_after)
+    metrics: dict = {}
+    with StopSignals() as signals:
+        for epoch in range(r.start_epoch, cfg.epochs):
+            ended = _one_epoch(r, epoch, lambda step, epoch=epoch: r.ranks.any(
+                signals.requested or (should_stop is not None and should_stop(epoch, step))))
+            if ended.interrupted:
+                return dict(interrupted=True, epoch=epoch, step=ended.done)
+            metrics, stop = _end_of_epoch(r, epoch, ended, stop_after, metrics)
+            if stop is not None:
+                return stop
+    if on_trained is not None:
+        on_trained(r.model)
+    return _finish(r, metrics, command) if r.ranks.is_main else metrics
 
+
+@dataclasses.dataclass
+class _Run:
+    """What the phases of one run share: the set-up run, and where it starts."""
+
+    cfg: TrainConfig
+    run: RunDir
+    dev: torch.device
+    ranks: Ranks
+    data: LongTailedData
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    fwd: Callable
+    batcher: Batcher
+    sample_w: torch.Tensor
+    label_w: torch.Tensor
+    precision: str
+    compiled: bool
+    memory_format: torch.memory_format
+    progress: bool
+    start_epoch: int = 0
+    start_step: int = 0
+    step_gen_state: torch.Tensor | None = None
+    running: dict | None = None
+    epoch_secs: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def out(self) -> Path:
+        return self.run.path
+
+    def log(self, line: str) -> None:
+        if self.ranks.is_main:
+            self.run.log(line, self.progress)
+
+
+@dataclasses.dataclass
+class _Epoch:
+    """How an epoch's steps ended: steps `first`..`done`, its sums (all ranks'), images and seconds."""
+
+    lr: float
+    alpha: float
+    first: int
+    done: int
+    steps: int
+    sums: dict
+    seen: int
+    secs: float
+    interrupted: bool = False
+
+
+def _setup(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
+           command: str | None, data: LongTailedData | None, stop_after: int | None) -> _Run:
+    """Resume state and pretrained weights checked, data read, run folder written, model built (or restored),
+    precision and compilation chosen."""
+    import glmc_zoo  # noqa: F401
     from glmc_zoo.training.pretrained import build_model, check_init
 
+    ranks = Ranks()
+    state = resume_state(resume, cfg, stop_after)
     # pretrained weights fetched and checked before the data is read or the folder written
     pretrained = check_init(cfg) if state is None else None
     data = data or load_data(cfg, download=download)
@@ -217,17 +283,16 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    start_epoch, start_step, step_gen_state, running = 0, 0, None, None
+    position = {}
     if state is not None:
         restore(state, model, optimizer, resume, cfg.model)
-        start_epoch, start_step = state["epoch"], state["step"]
-        step_gen_state, running = state.get("gen_state"), state.get("running")
+        position = dict(start_epoch=state["epoch"], start_step=state["step"], step_gen_state=state.get("gen_state"),
+                        running=state.get("running"))
 
     fwd = two_view_forward(model, dev, ranks.world)  # DDP: every rank now holds rank 0's weights
     if ranks.world > 1:  # in-process file augmentation draws from the global RNG: one stream per rank
         torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
     precision, why = resolve_precision(cfg.amp, dev, resumed=state.get("precision") if state else None)
-    use_bf16 = precision == "bf16"
     compiled, why_compile = resolve_compile(cfg.compile, dev, precision)
     if compiled:
         fwd = torch.compile(fwd)
@@ -240,131 +305,145 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     batcher = Batcher(data, cfg.image_size, cfg.workers, dev, ranks.rank, ranks.world, eval_cfg=eval_cfg)
     sample_w = class_weights(counts, cfg.resample_weighting)[torch.as_tensor(data.train.targets)]
     label_w = class_weights(counts, cfg.label_weighting).to(dev)  # (C,)
-    metrics: dict = {}
-    epoch_secs: list[float] = []
-    with StopSignals() as signals:
-        for epoch in range(start_epoch, cfg.epochs):
-            lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.schedule, cfg.warmup_epochs)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            alpha = cumulative_alpha(epoch, cfg.epochs)
-            plan = epoch_plan(len(data.train), cfg.batch_size, sample_w, cfg.seed, epoch, ranks.world)
-            step_gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-            first = 0
-            if epoch == start_epoch and start_step:
-                first = start_step
-                step_gen.set_state(step_gen_state)
-            # the epoch's loss sums; a resumed epoch's sums so far are all ranks' (saved by rank 0)
-            sums = dict(running) if (epoch == start_epoch and running and ranks.is_main) else \
-                dict(loss=0.0, bal=0.0, rebal=0.0, sim=0.0, n=0)
-            model.train()
-            t0, seen = time.perf_counter(), 0
-            bar = _progress(len(plan), first, f"epoch {epoch + 1}/{cfg.epochs}", progress and ranks.is_main)
-            batches, done = _ImageErrors(batcher.epoch(plan, first, step_gen, aug_seed=cfg.seed * 7919 + epoch)), first
-            for step, (views_u, views_r, y_u, y_r) in enumerate(batches, start=first):
-                t_step = time.perf_counter()
-                losses = glmc_step(fwd, optimizer, views_u, views_r, y_u, y_r, label_w, alpha, mix_beta=cfg.mix_beta,
-                                   contrast_weight=cfg.contrast_weight, generator=step_gen,
-                                   memory_format=memory_format, use_bf16=use_bf16)
-                if compiled and step == first and epoch == start_epoch and ranks.is_main:
-                    _log(out, f"first compiled step (compiling included): {time.perf_counter() - t_step:.1f} s", progress)
-                # a diverging run stops at once: no checkpoint or model is written from it (on the CPU the check
-                # costs nothing; on a GPU it synchronises, so it runs every 50 steps; with many ranks, at the
-                # epoch's end, on the all-reduced sums, so that all ranks stop together)
-                if ranks.world == 1 and (dev.type == "cpu" or step % 50 == 0) and not math.isfinite(float(losses["loss"])):
-                    _diverged(out, epoch, step, float(losses["loss"]), progress)
-                b = len(y_u)
-                for k in ("loss", "bal", "rebal", "sim"):  # device tensors: no host sync per step
-                    sums[k] = sums[k] + losses[k] * b
-                sums["n"] += b
-                seen += b
-                if bar is not None:
-                    bar.update(1)
-                    if step % 20 == 0:
-                        bar.set_postfix(loss=f"{float(sums['loss']) / sums['n']:.3f}", lr=f"{lr:.4g}")
-                if ranks.any(signals.requested or (should_stop is not None and should_stop(epoch, step))):
-                    ranks.broadcast_buffers(model)
-                    sums = ranks.sum_floats(sums)
-                    if ranks.is_main:
-                        save_checkpoint(run.checkpoint, checkpoint_state(model, optimizer, cfg, epoch, step + 1,
-                                                                          step_gen, sums, precision))
-                        _log(out, f"stopped at epoch {epoch + 1}, step {step + 1}: checkpoint saved; continue "
-                                  f"with --resume {out}", progress)
-                    ranks.barrier()
-                    if bar is not None:
-                        bar.close()
-                    return dict(interrupted=True, epoch=epoch, step=step + 1)
-                done = step + 1
+    return _Run(cfg, run, dev, ranks, data, model, optimizer, fwd, batcher, sample_w, label_w, precision, compiled,
+                memory_format, progress, **position)
+
+
+def _one_epoch(r: _Run, epoch: int, stop_requested: Callable[[int], bool]) -> _Epoch:
+    """The epoch's steps (from where a resume left it). A stop asked for on any rank ends every rank after the
+    same step with one checkpoint; a file that does not decode ends it with a checkpoint and a DataError; a
+    diverging loss stops the run at once."""
+    cfg, ranks, optimizer = r.cfg, r.ranks, r.optimizer
+    lr = lr_at_epoch(epoch, cfg.epochs, cfg.lr, cfg.schedule, cfg.warmup_epochs)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    alpha = cumulative_alpha(epoch, cfg.epochs)
+    plan = epoch_plan(len(r.data.train), cfg.batch_size, r.sample_w, cfg.seed, epoch, ranks.world)
+    step_gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+    first = 0
+    if epoch == r.start_epoch and r.start_step:
+        first = r.start_step
+        step_gen.set_state(r.step_gen_state)
+    # the epoch's loss sums; a resumed epoch's sums so far are all ranks' (saved by rank 0)
+    sums = dict(r.running) if (epoch == r.start_epoch and r.running and ranks.is_main) else \
+        dict(loss=0.0, bal=0.0, rebal=0.0, sim=0.0, n=0)
+    r.model.train()
+    t0, seen = time.perf_counter(), 0
+    bar = _progress(len(plan), first, f"epoch {epoch + 1}/{cfg.epochs}", r.progress and ranks.is_main)
+    batches, done = _ImageErrors(r.batcher.epoch(plan, first, step_gen, aug_seed=cfg.seed * 7919 + epoch)), first
+    for step, (views_u, views_r, y_u, y_r) in enumerate(batches, start=first):
+        t_step = time.perf_counter()
+        losses = glmc_step(r.fwd, optimizer, views_u, views_r, y_u, y_r, r.label_w, alpha, mix_beta=cfg.mix_beta,
+                           contrast_weight=cfg.contrast_weight, generator=step_gen,
+                           memory_format=r.memory_format, use_bf16=r.precision == "bf16")
+        if r.compiled and step == first and epoch == r.start_epoch:
+            r.log(f"first compiled step (compiling included): {time.perf_counter() - t_step:.1f} s")
+        # a diverging run stops at once: no checkpoint or model is written from it (on the CPU the check
+        # costs nothing; on a GPU it synchronises, so it runs every 50 steps; with many ranks, at the
+        # epoch's end, on the all-reduced sums, so that all ranks stop together)
+        if ranks.world == 1 and (r.dev.type == "cpu" or step % 50 == 0) and not math.isfinite(float(losses["loss"])):
+            _diverged(r.out, epoch, step, float(losses["loss"]), r.progress)
+        b = len(y_u)
+        for k in ("loss", "bal", "rebal", "sim"):  # device tensors: no host sync per step
+            sums[k] = sums[k] + losses[k] * b
+        sums["n"] += b
+        seen += b
+        if bar is not None:
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{float(sums['loss']) / sums['n']:.3f}", lr=f"{lr:.4g}")
+        if stop_requested(step):
+            ranks.broadcast_buffers(r.model)
+            sums = ranks.sum_floats(sums)
+            if ranks.is_main:
+                save_checkpoint(r.run.checkpoint, checkpoint_state(r.model, optimizer, cfg, epoch, step + 1,
+                                                                    step_gen, sums, r.precision))
+            r.log(f"stopped at epoch {epoch + 1}, step {step + 1}: checkpoint saved; continue with --resume {r.out}")
+            ranks.barrier()
             if bar is not None:
                 bar.close()
-            if batches.error:  # a file that passed the start-up scan but does not decode (a truncated JPEG, ...)
-                msg = f"epoch {epoch + 1}, step {done + 1}: {batches.error}"
-                if ranks.world == 1:  # with many ranks the others are mid-step: the last epoch's checkpoint stays
-                    save_checkpoint(run.checkpoint, checkpoint_state(model, optimizer, cfg, epoch, done, step_gen,
-                                                                      ranks.sum_floats(sums), precision))
-                    msg += (f". Checkpoint saved after step {done}: replace the file with a readable image, then "
-                            f"continue with --resume {out}")
-                _log(out, f"stopped at {msg}", progress)
-                raise DataError(msg)
-            secs = time.perf_counter() - t0
-            seen = ranks.sum(seen)  # images seen by all ranks together
-            sums = ranks.sum_floats(sums)
-            if not math.isfinite(sums["loss"]) or not all(torch.isfinite(p).all() for p in model.parameters()):
-                _diverged(out, epoch, done - 1, sums["loss"], progress)
-            ranks.broadcast_buffers(model)
-            epoch_log = dict(epoch=epoch + 1, lr=lr, alpha=alpha, images=seen, images_per_s=seen / max(secs, 1e-9),
-                             seconds=secs, **{k: sums[k] / max(sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
-            last = epoch + 1 == cfg.epochs
-            stop_here = stop_after == epoch + 1 and not last
-            if first == 0:  # a resumed part of an epoch would skew the remaining-time estimate
-                epoch_secs.append(secs)
-            if not ranks.is_main:
-                if stop_here:
-                    ranks.barrier()  # rank 0 evaluates and saves
-                    return dict(stopped_after=epoch + 1)
-                continue
-            run.append_epoch(epoch_log)
-            save_checkpoint(run.checkpoint, checkpoint_state(model, optimizer, cfg, epoch + 1, 0, None, None, precision))
-            # median: robust to a paused epoch; a resumed part of an epoch alone is scaled to a whole one
-            whole = secs * len(plan) / max(len(plan) - first, 1)
-            left = (cfg.epochs - epoch - 1) * float(np.median(epoch_secs[-10:] or [whole]))
-            _log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "
-                      f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}", progress)
-            if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:
-                metrics = _evaluate(model, batcher, data, dev, cfg.channels_last)
-                run.append_eval(dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS}))
-                _plot_curves(out)
-                _log(out, f"eval epoch {epoch + 1}: top1 {metrics['top1']:.2f} (fc_cb), {metrics['fc_top1']:.2f} (fc); "
-                          f"many {_fmt(metrics['many'])}, medium {_fmt(metrics['medium'])}, few {_fmt(metrics['few'])}",
-                     progress)
-                if cfg.keep_best:
-                    _keep_best(model, out, metrics, epoch + 1)
-            if stop_here:
-                _log(out, f"stopped after epoch {epoch + 1} of {cfg.epochs} as asked (stop_after): checkpoint saved; "
-                          f"continue with --resume {out}", progress)
-                ranks.barrier()
-                return dict(metrics, stopped_after=epoch + 1)
+            return _Epoch(lr, alpha, first, step + 1, len(plan), sums, seen, 0.0, interrupted=True)
+        done = step + 1
+    if bar is not None:
+        bar.close()
+    if batches.error:  # a file that passed the start-up scan but does not decode (a truncated JPEG, ...)
+        msg = f"epoch {epoch + 1}, step {done + 1}: {batches.error}"
+        if ranks.world == 1:  # with many ranks the others are mid-step: the last epoch's checkpoint stays
+            save_checkpoint(r.run.checkpoint, checkpoint_state(r.model, optimizer, cfg, epoch, done, step_gen,
+                                                                ranks.sum_floats(sums), r.precision))
+            msg += (f". Checkpoint saved after step {done}: replace the file with a readable image, then "
+                    f"continue with --resume {r.out}")
+        _log(r.out, f"stopped at {msg}", r.progress)
+        raise DataError(msg)
+    secs = time.perf_counter() - t0
+    seen = ranks.sum(seen)  # images seen by all ranks together
+    sums = ranks.sum_floats(sums)
+    if not math.isfinite(sums["loss"]) or not all(torch.isfinite(p).all() for p in r.model.parameters()):
+        _diverged(r.out, epoch, done - 1, sums["loss"], r.progress)
+    ranks.broadcast_buffers(r.model)
+    return _Epoch(lr, alpha, first, done, len(plan), sums, seen, secs)
 
-    if on_trained is not None:
-        on_trained(model)
+
+def _end_of_epoch(r: _Run, epoch: int, e: _Epoch, stop_after: int | None, metrics: dict) -> tuple[dict, dict | None]:
+    """Log the epoch, checkpoint it, evaluate when due; -> (the latest metrics, the return value if the run
+    stops here as `stop_after` asked, else None)."""
+    cfg, ranks = r.cfg, r.ranks
+    epoch_log = dict(epoch=epoch + 1, lr=e.lr, alpha=e.alpha, images=e.seen, images_per_s=e.seen / max(e.secs, 1e-9),
+                     seconds=e.secs, **{k: e.sums[k] / max(e.sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
+    last = epoch + 1 == cfg.epochs
+    stop_here = stop_after == epoch + 1 and not last
+    if e.first == 0:  # a resumed part of an epoch would skew the remaining-time estimate
+        r.epoch_secs.append(e.secs)
     if not ranks.is_main:
-        return metrics
+        if stop_here:
+            ranks.barrier()  # rank 0 evaluates and saves
+            return metrics, dict(stopped_after=epoch + 1)
+        return metrics, None
+    r.run.append_epoch(epoch_log)
+    save_checkpoint(r.run.checkpoint, checkpoint_state(r.model, r.optimizer, cfg, epoch + 1, 0, None, None,
+                                                        r.precision))
+    # median: robust to a paused epoch; a resumed part of an epoch alone is scaled to a whole one
+    whole = e.secs * e.steps / max(e.steps - e.first, 1)
+    left = (cfg.epochs - epoch - 1) * float(np.median(r.epoch_secs[-10:] or [whole]))
+    r.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {e.secs:.0f} s "
+          f"({epoch_log['images_per_s']:.0f} img/s); run remaining ~{_hms(left)}")
+    if (epoch + 1) % cfg.eval_every == 0 or last or stop_here:
+        metrics = _evaluate(r.model, r.batcher, r.data, r.dev, cfg.channels_last)
+        r.run.append_eval(dict(epoch_log, **{k: metrics.get(k) for k in _EVAL_KEYS}))
+        _plot_curves(r.out)
+        r.log(f"eval epoch {epoch + 1}: top1 {metrics['top1']:.2f} (fc_cb), {metrics['fc_top1']:.2f} (fc); "
+              f"many {_fmt(metrics['many'])}, medium {_fmt(metrics['medium'])}, few {_fmt(metrics['few'])}")
+        if cfg.keep_best:
+            _keep_best(r.model, r.out, metrics, epoch + 1)
+    if stop_here:
+        r.log(f"stopped after epoch {epoch + 1} of {cfg.epochs} as asked (stop_after): checkpoint saved; "
+              f"continue with --resume {r.out}")
+        ranks.barrier()
+        return metrics, dict(metrics, stopped_after=epoch + 1)
+    return metrics, None
+
+
+def _finish(r: _Run, metrics: dict, command: str | None) -> dict:
+    """The final evaluation (again, if a resume started after it), metrics.json, plots, the weights folder."""
+    from glmc_zoo.hub import save_pretrained
+
+    cfg, data, run = r.cfg, r.data, r.run
     if not metrics:  # resumed from the last epoch's checkpoint: the final evaluation did not run
-        metrics = _evaluate(model, batcher, data, dev, cfg.channels_last)
-        _log(out, f"eval epoch {cfg.epochs} (after resume): top1 {metrics['top1']:.2f}", progress)
+        metrics = _evaluate(r.model, r.batcher, data, r.dev, cfg.channels_last)
+        r.log(f"eval epoch {cfg.epochs} (after resume): top1 {metrics['top1']:.2f}")
         rows = run.evals(by_epoch=False)
         if not rows or rows[-1].get("epoch") != cfg.epochs:  # killed during the final save: already logged
             run.append_eval(dict(epoch=cfg.epochs, **{k: metrics.get(k) for k in _EVAL_KEYS}))
-        _plot_curves(out)
+        _plot_curves(r.out)
     final = dict(metrics, epoch=cfg.epochs, selection="final epoch (nothing selected on the test set)")
     run.write_final(final)
-    plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
-    plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
+    plot_per_class(metrics, data.class_counts, data.classes, r.out / "per_class_accuracy.png")
+    plot_confusion(metrics, data.classes, r.out / "confusion_matrix.png")
     measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
     plain = {k: round(metrics[f"fc_{k}"], 2) for k in ("top1", "many", "medium", "few")
              if metrics.get(f"fc_{k}") is not None}
     per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
-    save_pretrained(model.to(memory_format=torch.contiguous_format).cpu(), run.model, glmc=dict(
+    save_pretrained(r.model.to(memory_format=torch.contiguous_format).cpu(), run.model, glmc=dict(
         measured=measured, measured_per_class=per_class, measured_plain_head=plain,
         metrics_note=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image test set; nothing "
                      f"was selected on it.",
