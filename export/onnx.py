@@ -315,25 +315,15 @@ def verify_onnx(model, path: str | Path, precision: str | bool, batch_size: int 
     import onnxruntime as ort
     import torch
 
-    from glmc_zoo.inference import Preprocess, load_image
+    from glmc_zoo.inference import InferenceError, OnnxBackend, Preprocess, load_image
 
     if isinstance(precision, bool):
         precision = "fp16" if precision else "fp32"
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own types, e.g. for an opset newer than it knows
-        raise ExportError(f"onnxruntime {ort.__version__} cannot run the exported graph ({str(e).splitlines()[0][:200]}); "
+    try:  # the backend `predict` runs it on: its fp16 input and fixed-batch padding are what is verified
+        run = OnnxBackend(path, device="cpu")
+    except InferenceError as e:  # e.g. an opset newer than this onnxruntime knows
+        raise ExportError(f"onnxruntime {ort.__version__} cannot run the exported graph ({str(e).splitlines()[0][:300]}); "
                           f"try a lower --opset") from e
-    in_type = np.float16 if "float16" in sess.get_inputs()[0].type else np.float32
-    fixed = sess.get_inputs()[0].shape[0] if isinstance(sess.get_inputs()[0].shape[0], int) else None
-
-    def run(x: np.ndarray) -> np.ndarray:
-        n = len(x)
-        if fixed and n < fixed:
-            x = np.concatenate([x, np.zeros((fixed - n, *x.shape[1:]), x.dtype)])
-        return np.asarray(sess.run(None, {"input": x.astype(in_type)})[0], np.float32)[:n]
 
     rng = np.random.default_rng(seed)
     size = tuple(model.pretrained_cfg["input_size"])
