@@ -12,7 +12,8 @@ from pathlib import Path
 from glmc_zoo._meta import HF_ORG, NORMALIZATION
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
-__all__ = ["WEIGHTS", "WeightSet", "architectures", "default_weights", "get_weights", "weight_sets"]
+__all__ = ["AVAILABILITY", "DEFAULT_TAGS", "METRICS_KINDS", "WEIGHTS", "WeightSet", "architectures", "default_weights",
+           "get_weights", "weight_set_name", "weight_sets"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -28,6 +29,11 @@ _RELEASE_NOTE = (
     "`glmc-zoo convert CKPT --arch {arch} --num-classes {c} --tag {tag} --released -o DIR`"
 )
 _README = "GLMC authors' README (best epoch, selected on the test set)"
+
+
+#: Where a weight set's file is (see `WeightSet`), and what kind of numbers its metrics are.
+AVAILABILITY = ("bundled", "published", "released", "withdrawn", "none")
+METRICS_KINDS = ("measured", "reported")
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class WeightSet:
 
     name: str
     cfg: dict
-    availability: str
+    availability: str  # one of AVAILABILITY
     note: str
     metrics: dict[str, float] = field(default_factory=dict)
     metrics_kind: str | None = None
@@ -54,6 +60,14 @@ class WeightSet:
     class_counts: tuple[int, ...] | None = None
     recipe: str | None = None
     trained_by: str | None = None
+
+    def __post_init__(self):
+        if self.availability not in AVAILABILITY:
+            raise ValueError(f"{self.name}: availability {self.availability!r} is not one of {AVAILABILITY}")
+        if self.metrics_kind not in (None, *METRICS_KINDS):
+            raise ValueError(f"{self.name}: metrics_kind {self.metrics_kind!r} is not one of {METRICS_KINDS}")
+        if bool(self.metrics) != (self.metrics_kind is not None):
+            raise ValueError(f"{self.name}: metrics and metrics_kind go together")
 
     @property
     def arch(self) -> str:
@@ -182,8 +196,23 @@ if not any(name.startswith("glmc_resnet32_w16.") for name in _TABLE):  # no ship
     _TABLE = {"glmc_resnet32_w16": _cifar("glmc_resnet32_w16", 10, **_NO_WEIGHTS), **_TABLE}
 _TABLE.update({n: ws for n, ws in _WITHDRAWN.items() if n not in _TABLE})  # a shipped folder wins over the record
 
+#: Each architecture's default weight set, written out (torchvision's `DEFAULT`): what
+#: `timm.create_model(ARCH, pretrained=True)` and `get_weights(ARCH)` give. Not the order of a dict: a weight
+#: set shipped later (an IF 10 run sorts before IF 100) never becomes the default by its name.
+DEFAULT_TAGS = {"glmc_resnet32_w16": "cifar10_lt_if100_e200_jpeg", "glmc_resnet32": "cifar10_lt_if100",
+                "glmc_resnext50_32x4d": "imagenet_lt"}
+
+
+def _defaults_first(table: dict[str, WeightSet], defaults: dict[str, str]) -> dict[str, WeightSet]:
+    """`table` with each architecture's default record first among its own (timm's `generate_default_cfgs`
+    takes an architecture's first tag as its default); a withdrawn record is never moved there."""
+    first = [n for n in (f"{a}.{t}" for a, t in defaults.items())
+             if n in table and table[n].availability != "withdrawn"]
+    return {n: table[n] for n in first + [n for n in table if n not in first]}
+
+
 #: Every weight set (and architecture-only entry) by name: the single source of truth.
-WEIGHTS: dict[str, WeightSet] = dict(_TABLE)
+WEIGHTS: dict[str, WeightSet] = _defaults_first(_TABLE, DEFAULT_TAGS)
 
 
 def architectures() -> list[str]:
@@ -192,9 +221,13 @@ def architectures() -> list[str]:
 
 
 def default_weights(arch: str) -> WeightSet | None:
-    """The architecture's default weight set: its first record, as timm's `generate_default_cfgs` takes it
-    (a weight set shipped in the package comes first; a withdrawn one never is the default)."""
-    return next((w for n, w in WEIGHTS.items() if w.arch == arch and "." in n), None) or WEIGHTS.get(arch)
+    """The architecture's default weight set: `DEFAULT_TAGS` names it (and `WEIGHTS` lists it first, as timm's
+    `generate_default_cfgs` takes it); an architecture without one has its first record, never a withdrawn one."""
+    named = WEIGHTS.get(f"{arch}.{DEFAULT_TAGS[arch]}") if arch in DEFAULT_TAGS else None
+    if named is not None and named.availability != "withdrawn":
+        return named
+    return next((w for n, w in WEIGHTS.items() if w.arch == arch and "." in n and w.availability != "withdrawn"),
+                None) or WEIGHTS.get(arch)
 
 
 def weight_sets() -> list[WeightSet]:

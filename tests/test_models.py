@@ -273,3 +273,24 @@ def test_the_registry_read_without_timm_agrees_with_timm():
     for arch in architectures():
         cfg = timm.models.get_pretrained_cfg(arch)
         assert get_weights(arch).name == (f"{arch}.{cfg.tag}" if cfg.tag else arch), arch
+
+
+def test_each_architectures_default_is_named_not_the_first_by_name():
+    """torchvision's DEFAULT: a weight set shipped later whose name sorts first (an IF 10 run before IF 100)
+    does not become the default, for glmc-zoo or for timm's registration order; records are typed."""
+    from dataclasses import replace
+
+    from glmc_zoo.inference import DEFAULT_MODEL
+    from glmc_zoo.registry import DEFAULT_TAGS, WEIGHTS, _defaults_first, default_weights
+
+    default = WEIGHTS[DEFAULT_MODEL]
+    later = replace(default, name="glmc_resnet32_w16.cifar10_lt_if10_e200_jpeg")
+    table = _defaults_first({later.name: later, **WEIGHTS}, DEFAULT_TAGS)
+    assert next(n for n in table if n.startswith("glmc_resnet32_w16.")) == DEFAULT_MODEL
+    for arch, tag in DEFAULT_TAGS.items():
+        assert default_weights(arch).name == f"{arch}.{tag}"
+        assert next(n for n in WEIGHTS if n.startswith(arch + ".")) == f"{arch}.{tag}"  # what timm takes as default
+    with pytest.raises(ValueError, match="availability 'shipped'"):
+        replace(default, availability="shipped")
+    with pytest.raises(ValueError, match="metrics_kind"):
+        replace(default, metrics_kind="guessed")
