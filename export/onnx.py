@@ -99,7 +99,7 @@ def _weight_set(model_ref: str, model):
 def onnx_metadata(model, model_ref: str, precision: str = "fp32") -> dict[str, str]:
     """The metadata written into the file, from the model's pretrained config."""
     from glmc_zoo.hub import training_counts
-    from glmc_zoo.inference import Preprocess
+    from glmc_zoo.preprocess import Preprocess
 
     cfg = model.pretrained_cfg
     pre = Preprocess.from_config(cfg)
@@ -234,7 +234,9 @@ def _quantize_int8(proto, model, calibration: list[str], seed: int):
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from glmc_zoo.inference import ImageLoadError, Preprocess, load_image
+    from glmc_zoo.errors import ImageLoadError
+    from glmc_zoo.images import load_image
+    from glmc_zoo.preprocess import Preprocess
 
     pre = Preprocess.from_config(model.pretrained_cfg)
     images, bad = [], []
@@ -315,7 +317,10 @@ def verify_onnx(model, path: str | Path, precision: str | bool, batch_size: int 
     import onnxruntime as ort
     import torch
 
-    from glmc_zoo.inference import InferenceError, OnnxBackend, Preprocess, load_image
+    from glmc_zoo.backends import OnnxBackend
+    from glmc_zoo.errors import InferenceError
+    from glmc_zoo.images import load_image
+    from glmc_zoo.preprocess import Preprocess
 
     if isinstance(precision, bool):
         precision = "fp16" if precision else "fp32"

@@ -356,7 +356,7 @@ def export(
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
 ) -> None:
     """Export to one self-describing .onnx file, verified against PyTorch before it is kept."""
-    from glmc_zoo.inference import expand_sources
+    from glmc_zoo.images import expand_sources
 
     ref = _model_ref(name, model)
     if output is None:

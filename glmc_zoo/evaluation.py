@@ -58,7 +58,7 @@ def list_class_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
         raise DataError(f"{root}: no class folders. Put each class's images in {root}/<class>/")
     """The class names (sorted folder names), the image files of each (recursively, hidden ones skipped) and
     their class indices."""
-    from glmc_zoo.inference import image_file_paths
+    from glmc_zoo.images import image_file_paths
 
     paths, targets, empty = [], [], []
     for c, name in enumerate(classes):

@@ -125,7 +125,7 @@ def _decode_all(paths: list[str], size: int) -> np.ndarray:
     images (<= 64 px), where Python's per-file work, not decoding, is the cost (measured on 10,000
     CIFAR-10 JPEGs, 2-core AMD EPYC: 3.7 s in one thread, 5.3 s in two)."""
     from glmc_zoo.errors import ImageLoadError
-    from glmc_zoo.inference import load_image
+    from glmc_zoo.images import load_image
 
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     failed = []
@@ -150,7 +150,7 @@ def unreadable_files_error(failed: list[str]) -> DataError:
 
 def _fit(im, size: int) -> np.ndarray:
     """RGB PIL image -> (size, size, 3) uint8 by the eval preprocessing's geometry at crop 1.0."""
-    from glmc_zoo.inference import Preprocess
+    from glmc_zoo.preprocess import Preprocess
 
     return np.asarray(Preprocess((3, size, size), crop_pct=1.0).resize_crop(im), dtype=np.uint8)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from glmc_zoo.inference import Preprocess, load_image
+from glmc_zoo.images import load_image
+from glmc_zoo.preprocess import Preprocess
 from glmc_zoo.training.data import LongTailedData
 
 
