@@ -203,7 +203,7 @@ def convert(
     """Convert a released GLMC checkpoint (read with weights_only=True) into the zoo's format, or a
     zoo model into a plain timm model folder (--as-timm)."""
     if as_timm:
-        from glmc_zoo.hub import export_timm
+        from glmc_zoo.convert import export_timm
 
         out = export_timm(str(checkpoint), output)
         typer.echo(f"wrote {out}; load it without glmc-zoo: timm.create_model('local-dir:{out}', pretrained=True)")
@@ -212,7 +212,7 @@ def convert(
         raise _fail("converting a checkpoint needs --arch (e.g. glmc_resnet32) and --num-classes")
     if released and not tag:
         raise _fail("--released needs --tag: which released run the file is (e.g. cifar100_lt_if100)")
-    from glmc_zoo.hub import convert_checkpoint
+    from glmc_zoo.convert import convert_checkpoint
 
     out = convert_checkpoint(checkpoint, arch, num_classes, output, tag=tag, released=released)
     typer.echo(f"wrote {out} (model.safetensors, config.json, README.md); load it with "
@@ -227,7 +227,8 @@ def push(
     private: Annotated[bool, typer.Option("--private")] = False,
 ) -> None:
     """Upload a weights folder to the Hugging Face Hub, after checking that it loads."""
-    from glmc_zoo.hub import ModelLoadError, PushError, push_folder
+    from glmc_zoo.errors import ModelLoadError, PushError
+    from glmc_zoo.push import push_folder
 
     try:
         files = push_folder(folder, repo_id, dry_run=dry_run, private=private)

@@ -19,6 +19,17 @@ def did_you_mean(value: object, choices: Iterable[str], n: int = 3) -> str:
     return f" Did you mean {', '.join(close)}?" if close else ""
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's first line of text (at most 300 characters), or its type's name when it has none."""
+    return str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+
+
+def error_text(e: BaseException) -> str:
+    """`Type: first line`, or the type alone when the message is empty."""
+    line = first_line(e)
+    return line if line == type(e).__name__ else f"{type(e).__name__}: {line}"
+
+
 class GLMCZooError(Exception):
     """Base of every glmc-zoo error caused by input, configuration or environment."""
 

@@ -110,7 +110,7 @@ def test_no_verify_skips_the_comparison(w16_folder, tmp_path):
 def test_int8_export_calibrated_on_real_images(tmp_path, cifar_root):
     """The bundled model, int8, calibrated on real CIFAR-10 training JPEGs, checked on test JPEGs."""
     calib = [str(p) for d in sorted((cifar_root / "train").iterdir()) for p in sorted(d.glob("*.jpg"))[:20]]
-    check, _ = _first_per_class(cifar_root, 30)
+    check, _ = _first_per_class(cifar_root, 50)  # 500 images: measured 98.8% agreement, 4 images above the bound
     report = ex.export_onnx(DEFAULT_MODEL, tmp_path / "q.onnx", int8=True, calibration=calib, verify_images=check)
     print(report.summary())
     real = [c for c in report.checks if c["inputs"] == "real images"]
@@ -291,7 +291,7 @@ def test_model_card_is_a_valid_hub_card_of_the_resolved_run(tmp_path):
     import timm
     from huggingface_hub import ModelCard
 
-    from glmc_zoo.hub import model_card
+    from glmc_zoo.card import model_card
     from glmc_zoo.training.configs import apply_overrides, get_config
 
     cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), ["epochs=2"])
@@ -311,7 +311,8 @@ def test_model_card_is_a_valid_hub_card_of_the_resolved_run(tmp_path):
 def test_converted_checkpoint_claims_reported_numbers_only_when_released(tmp_path):
     import timm
 
-    from glmc_zoo.hub import convert_checkpoint, read_config
+    from glmc_zoo.convert import convert_checkpoint
+    from glmc_zoo.hub import read_config
 
     model = timm.create_model("glmc_resnet32_w16", num_classes=10)
     torch.save({"state_dict": model.state_dict()}, tmp_path / "ckpt.pth.tar")

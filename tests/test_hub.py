@@ -15,17 +15,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from glmc_zoo.hub import (
-    CheckpointError,
-    ModelLoadError,
-    PushError,
-    convert_checkpoint,
-    create_model,
-    push_folder,
-    read_config,
-    save_pretrained,
-)
+from glmc_zoo.convert import convert_checkpoint
+from glmc_zoo.errors import CheckpointError, ModelLoadError, PushError
+from glmc_zoo.hub import create_model, read_config, save_pretrained
 from glmc_zoo.inference import Preprocess, load_image
+from glmc_zoo.push import push_folder
 
 
 def _trained_like(arch="glmc_resnet32_w16", num_classes=10, seed=0):

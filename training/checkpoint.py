@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
-import warnings
 from pathlib import Path
 
 import torch
 
 from glmc_zoo._meta import __version__
+from glmc_zoo.convert import load_weights_only
 from glmc_zoo.errors import TrainError
 from glmc_zoo.training.configs import TrainConfig, config_difference, config_from_dict
 from glmc_zoo.training.rundir import RunDir
@@ -70,9 +70,7 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise TrainError(f"--resume {path}: no checkpoint there. Give a run directory or its {CKPT_NAME}.")
     try:
-        with warnings.catch_warnings():  # torch's note on a pickle protocol other than its default: harmless
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)
     except Exception as e:  # a corrupt or foreign file: say which and why, never run its code
         raise TrainError(f"--resume {path}: not a readable glmc-zoo checkpoint ({e})") from e
     missing = [k for k in _REQUIRED if not isinstance(state, dict) or k not in state]

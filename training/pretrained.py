@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from glmc_zoo.errors import TrainError, did_you_mean
+from glmc_zoo.errors import TrainError, did_you_mean, first_line
 from glmc_zoo.training.configs import TrainConfig, model_args_of
 from glmc_zoo.training.rundir import RunDir
 
@@ -145,7 +145,7 @@ def _ref_architecture(ref: str, given: str | None = None) -> str:
             return str(json.loads((path / "config.json").read_text())["architecture"])
         except (OSError, ValueError, KeyError) as e:
             raise TrainError(f"init={given}: {path} is not a timm model folder (config.json with an "
-                             f"architecture, and model.safetensors): {_first_line(e)}") from e
+                             f"architecture, and model.safetensors): {first_line(e)}") from e
     if ref.startswith("hf-hub:"):
         from timm.models._hub import load_model_config_from_hf
 
@@ -218,7 +218,7 @@ def _load_pretrained_backbone(ref: str, cfg: TrainConfig, arch: str) -> torch.nn
         return timm.create_model(ref, pretrained=True, num_classes=0, **_backbone_args(cfg, arch))
     except RuntimeError as e:
         if str(e).startswith("Unknown model"):
-            raise TrainError(f"init={cfg.init}: not a model timm knows ({_first_line(e)})") from e
+            raise TrainError(f"init={cfg.init}: not a model timm knows ({first_line(e)})") from e
         raise TrainError(f"init={cfg.init}: its weights do not fit its architecture: {_state_dict_error(e)}") from e
     except Exception as e:  # noqa: BLE001  (hub errors, missing files: one line, with what to do)
         raise TrainError(_explain(cfg.init, e)) from e
@@ -233,13 +233,13 @@ def _explain(ref: str, e: Exception) -> str:
                 f"folder and give local-dir:DIR)" if repo else "download it on a machine with internet, or give local-dir:DIR")
         return f"init={ref}: not in the local Hugging Face cache and the Hub cannot be reached; {hint}"
     if name in ("RepositoryNotFoundError", "GatedRepoError", "EntryNotFoundError"):
-        return f"init={ref}: the Hub has no such model ({_first_line(e)})"
+        return f"init={ref}: the Hub has no such model ({first_line(e)})"
     if isinstance(e, FileNotFoundError) or ref.startswith("local-dir:"):
-        return f"init={ref}: {_first_line(e)}. A local-dir: folder holds timm's config.json and model.safetensors"
+        return f"init={ref}: {first_line(e)}. A local-dir: folder holds timm's config.json and model.safetensors"
     if isinstance(e, (ValueError, KeyError, AssertionError)) and "pretrained" in str(e).lower():
-        return (f"init={ref}: timm has no pretrained weights under this name ({_first_line(e)}); "
+        return (f"init={ref}: timm has no pretrained weights under this name ({first_line(e)}); "
                 f"`timm.list_pretrained('{ref.split('.', 1)[0]}*')` lists the tags")
-    return f"init={ref}: cannot load it: {name}: {_first_line(e)}"
+    return f"init={ref}: cannot load it: {name}: {first_line(e)}"
 
 
 def _state_dict_error(e: BaseException) -> str:
@@ -248,10 +248,6 @@ def _state_dict_error(e: BaseException) -> str:
     named = [x for x in lines if x.startswith(("size mismatch for", "Missing key", "Unexpected key"))]
     return (named[0] if named else lines[0] if lines else type(e).__name__)[:300]
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0][:300]
 
 
 def load_strict(model: torch.nn.Module, src: dict[str, torch.Tensor], ref: str, skip: tuple[str, ...] = ()) -> None:
