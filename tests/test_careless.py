@@ -116,6 +116,7 @@ def test_convert_never_deletes_a_folder_of_someones_files(tmp_path, w16_folder):
     assert run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", out).exit_code == 0
 
 
+@pytest.mark.slow
 def test_train_writes_only_into_a_new_folder_or_the_run_it_resumes(tmp_path, tiny_lt, w16_folder):
     mine = _users_folder(tmp_path)
     before = _snapshot(mine)
@@ -222,6 +223,7 @@ def test_the_python_api_takes_one_image_or_any_iterable(cifar_test_images):
         p.predict(42)
 
 
+@pytest.mark.slow
 def test_a_run_log_cut_by_a_crash_is_read_and_damage_is_named(tmp_path, tiny_lt):
     out = tmp_path / "run"
     train(_cfg(epochs=2, eval_every=1), out, device="cpu", progress=False, data=tiny_lt)

@@ -94,6 +94,7 @@ def test_every_input_is_compared_whatever_the_batch(w16_folder, tmp_path):
     assert ("real images", 8, 4) in [(c["inputs"], c["batch"], c["n"]) for c in report.checks]
 
 
+@pytest.mark.slow
 def test_reduced_precision_without_real_images_fails(w16_folder, tmp_path):
     with pytest.raises(ex.VerificationFailed, match="none were given"):
         ex.export_onnx(str(w16_folder), tmp_path / "h.onnx", fp16=True, verify_images=[])
@@ -242,6 +243,7 @@ def test_model_is_named_the_same_way_everywhere(w16_folder):
 # --- weights that work without us ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_as_timm_loads_in_plain_timm_with_equal_logits(tmp_path):
     import timm
 
