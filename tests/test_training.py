@@ -17,6 +17,11 @@ from glmc_zoo.training.loop import TrainError, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: The CIFAR ResNet at depth 8 (one block per stage): the ResNet-32's stem, widths, blocks, heads and loss at a
+#: fifth of its compute, for the tests whose assertions (exactness, files) do not depend on depth.
+RESNET8 = '{"blocks_per_stage": 1}'
+
+
 def _cfg(**kw):
     base = dict(epochs=8, batch_size=32, lr=0.02, eval_every=4, imbalance_factor=10, max_images_per_class=300, **PINNED)
     return apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(base, **kw))
@@ -24,7 +29,8 @@ def _cfg(**kw):
 
 @pytest.mark.slow
 def test_resume_equals_an_uninterrupted_run(tmp_path, tiny_lt):
-    cfg = _cfg(epochs=2, eval_every=2, batch_size=16)  # 204 images, 13 steps an epoch: exactness needs no more
+    # 204 images, 13 steps an epoch, the depth-8 CIFAR ResNet (same blocks, heads and loss): exactness needs no more
+    cfg = _cfg(epochs=2, eval_every=2, batch_size=16, model_args=RESNET8)
     full = train(cfg, tmp_path / "a", device="cpu", progress=False, data=tiny_lt)
     stopped = train(cfg, tmp_path / "b", device="cpu", progress=False, data=tiny_lt,
                     should_stop=lambda e, s: (e, s) == (0, 4))
@@ -141,7 +147,7 @@ def test_file_based_pipeline_runs(tmp_path, large_image_folder, dataset, workers
 def _file_cfg(root, **kw):
     return apply_overrides(get_config("imagenet_lt"), dict(dict(
         dataset="imagefolder", data_root=str(root), model="glmc_resnet32_w16", image_size=64, epochs=2, eval_every=5,
-        batch_size=8, workers=1, imbalance_factor=1.0, max_images_per_class=0, **PINNED), **kw))
+        batch_size=8, workers=1, imbalance_factor=1.0, max_images_per_class=0, model_args=RESNET8, **PINNED), **kw))
 
 
 def test_file_data_augments_the_same_whatever_the_workers_ranks_or_resume_point(large_image_folder):
@@ -343,7 +349,7 @@ class _Killed(BaseException):
 
 
 def _kill_cfg():
-    return _cfg(epochs=2, eval_every=5, batch_size=32)
+    return _cfg(epochs=2, eval_every=5, batch_size=32, model_args=RESNET8)
 
 
 @pytest.fixture(scope="module")
