@@ -9,7 +9,7 @@
     metrics.json      the final evaluation: written once, at the end
     checkpoint.pt     everything `--resume` needs (training/checkpoint.py writes and checks it)
     model/            the finished weights folder (safetensors + config + card)
-    .glmc-zoo.lock    held (flock) while a process writes the run
+    .glmc-zoo.lock    locked (a POSIX record lock) while a process writes the run
 
 The trainer (loop.py, maxnorm.py) writes through `RunDir`; the report, the bundler and `init` read
 through it. JSON is written atomically (beside, fsync, rename); the logs are appended line by line, and
@@ -99,8 +99,10 @@ class RunDir:
     def claim(self, resume) -> RunDir:
         """Take the folder for this run: it must be new or empty, or be the run `resume` continues; anything
         else (a finished run, a weights folder, someone's files) is refused before a byte is written. Then an
-        exclusive lock (`flock` on `.glmc-zoo.lock`, released by the kernel when the process ends, however it
-        ends) keeps a second `train` out while this one lasts; `release()` (or the `with` block's end) frees it."""
+        exclusive lock (`lockf` on `.glmc-zoo.lock`, released by the kernel when the process ends, however it
+        ends) keeps a second `train` out while this one lasts; `release()` (or the `with` block's end) frees it.
+        A POSIX record lock belongs to this process alone: a forked DataLoader worker does not inherit it (an
+        `flock` it would share, keeping the run locked after a failed run returned, until the worker exits)."""
         out = self.path
         if out.exists() and not out.is_dir():
             raise TrainError(f"--output {out}: a file, not a folder. Give a folder for the run.")
@@ -121,7 +123,7 @@ class RunDir:
 
         fd = os.open(out / self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             other = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
