@@ -14,7 +14,7 @@ from pathlib import Path
 
 from glmc_zoo.errors import TrainError
 from glmc_zoo.evaluation import SHOT_GROUPS, shot_groups
-from glmc_zoo.training.rundir import RunDir, read_jsonl  # noqa: F401  (read_jsonl re-exported)
+from glmc_zoo.training.rundir import RunDir
 
 __all__ = ["run_report", "time_text"]
 

@@ -70,12 +70,6 @@ class RunDir:
         self.path = Path(path)
         self._lock_fd: int | None = None
 
-    def __truediv__(self, name: str) -> Path:
-        return self.path / name
-
-    def __str__(self) -> str:
-        return str(self.path)
-
     @property
     def checkpoint(self) -> Path:
         return self.path / self.CHECKPOINT
