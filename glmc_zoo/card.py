@@ -4,9 +4,8 @@ epoch) or reported by the authors."""
 
 from __future__ import annotations
 
-import torch
-
 from glmc_zoo._meta import HF_ORG
+from glmc_zoo.registry import WeightSet
 
 HF_DATASETS = {"cifar10": "uoft-cs/cifar10", "cifar100": "uoft-cs/cifar100", "imagenet_lt": "ILSVRC/imagenet-1k",
                "inat2018": "inaturalist-2018"}
@@ -27,31 +26,29 @@ def _no_local_paths(text: str) -> str:
     return re.sub(r"(?<![\w:/.])(?:\.{1,2})?/(?:[^\s'\"`/]+/)+([^\s'\"`/]*)", r"<local>/\1", text)
 
 
-def _card_dataset(glmc: dict) -> str | None:
-    ds = glmc.get("hf_dataset") or glmc.get("dataset")
+def _card_dataset(ws: WeightSet) -> str | None:
+    ds = ws.provenance.get("hf_dataset") or ws.provenance.get("dataset")
     if ds == "imagefolder":  # the trainer's default image folder is the CIFAR-10 JPEG copy
-        cfg = glmc.get("train_config") or {}
+        cfg = ws.provenance.get("train_config") or {}
         ds = "cifar10" if not cfg.get("data_root") and cfg.get("model", "").startswith("glmc_resnet32") else None
     return HF_DATASETS.get(ds, ds) if ds else None
 
 
-def model_card(model: torch.nn.Module, glmc: dict, repo_id: str | None = None) -> str:
+def model_card(ws: WeightSet, repo_id: str | None = None) -> str:
     """A Hub model card (huggingface_hub's `ModelCard`: YAML metadata with a `model-index`, then
-    markdown) from the model and its `glmc` block. Metrics say whether they were measured here
-    or reported by the authors; the recipe is the run's resolved config; no local paths."""
+    markdown) from a weight set's record (`WeightSet`, as a weights folder's config.json holds it). Metrics
+    say whether they were measured here or reported by the authors; the recipe is the run's resolved config;
+    no local paths."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    cfg = model.pretrained_cfg
-    arch = cfg.get("architecture", "glmc")
-    name = f"{arch}.{cfg['tag']}" if cfg.get("tag") else arch
+    name, prov = ws.name, ws.provenance
     repo = repo_id or f"{HF_ORG}/{name}"
-    kind = "measured" if glmc.get("measured") else "reported" if glmc.get("reported") else None
-    metrics = glmc.get(kind) or {} if kind else {}
-    dataset = _card_dataset(glmc)
+    kind, metrics = ws.metrics_kind, ws.metrics
+    dataset = _card_dataset(ws)
     evals = []
     if metrics.get("top1") is not None and dataset:
         note = "measured by glmc-zoo at the final epoch" if kind == "measured" else \
-            f"reported by the authors ({glmc.get('reported_source') or 'paper / README'})"
+            f"reported by the authors ({ws.metrics_source or 'paper / README'})"
         evals = [EvalResult(task_type="image-classification", dataset_type=dataset, dataset_name=dataset,
                             metric_type="accuracy", metric_name=f"top-1 {key} ({note})" if key != "top1"
                             else f"top-1 accuracy ({note})", metric_value=float(metrics[k]))
@@ -67,29 +64,28 @@ def model_card(model: torch.nn.Module, glmc: dict, repo_id: str | None = None) -
     if metrics:
         lines += [f"## {kind.capitalize()} accuracy", "", "| metric | value (%) |", "|---|---|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in metrics.items() if isinstance(v, (int, float))]
-        source = glmc.get("metrics_note") if kind == "measured" else glmc.get("reported_source")
-        if source:
-            lines += ["", str(source)]
+        if ws.metrics_source:
+            lines += ["", str(ws.metrics_source)]
         lines.append("")
-    lines += _per_class_lines(glmc)
-    train_cfg = glmc.get("train_config") or {}
+    lines += _per_class_lines(ws)
+    train_cfg = prov.get("train_config") or {}
     if train_cfg:
         lines += ["## Recipe", "", "The resolved training config of the run:", "", "| key | value |", "|---|---|"]
         lines += [f"| {k} | {train_cfg[k]} |" for k in _RECIPE_KEYS if k in train_cfg]
         lines.append("")
-    if glmc.get("recipe"):
-        lines += ["Reproduces: " + str(glmc["recipe"]), ""]
+    if ws.recipe:
+        lines += ["Reproduces: " + str(ws.recipe), ""]
     for key, title in (("command", "Command"), ("training_time", "Training time"), ("data", "Data")):
-        if glmc.get(key):
-            body = f"```\n{glmc[key]}\n```" if key == "command" else str(glmc[key])
+        if prov.get(key):
+            body = f"```\n{prov[key]}\n```" if key == "command" else str(prov[key])
             lines += [f"## {title}", "", body, ""]
-    if glmc.get("converted_from"):
-        lines += ["## Provenance", "", f"Converted with `glmc-zoo convert` from `{glmc['converted_from']}`.", ""]
-    first = glmc.get("first_stage")
+    if prov.get("converted_from"):
+        lines += ["## Provenance", "", f"Converted with `glmc-zoo convert` from `{prov['converted_from']}`.", ""]
+    first = prov.get("first_stage")
     if first:  # a second stage (GLMC + MaxNorm): the model it started from
-        m = first.get("measured") or {}
+        m = first.get("metrics") or {}
         score = f", measured top-1 {m['top1']:.2f}" if m.get("top1") is not None else ""
-        mn = glmc.get("maxnorm") or {}
+        mn = prov.get("maxnorm") or {}
         lines += ["## First stage", "", f"A second stage (GLMC + MaxNorm, docs/maxnorm.md) started from `{first.get('init')}`"
                   f"{score}; only `fc_cb` was trained"
                   + (f", its rows held within L2 norm {mn['radius']:.4f} (threshold {mn.get('thresh')}, projected every "
@@ -105,18 +101,18 @@ def model_card(model: torch.nn.Module, glmc: dict, repo_id: str | None = None) -
     return _no_local_paths(str(card))
 
 
-def _per_class_lines(glmc: dict) -> list[str]:
+def _per_class_lines(ws: WeightSet) -> list[str]:
     """The card's per-class table (fc_cb, with each class's training images) and the plain head's numbers,
-    from a run's `measured_per_class` / `measured_plain_head` (weights trained by glmc-zoo)."""
+    from the record's `per_class` / `plain_head` (weights trained by glmc-zoo)."""
     lines = []
-    per_class, counts = glmc.get("measured_per_class") or {}, glmc.get("class_counts") or []
+    per_class, counts = ws.per_class or {}, ws.class_counts or ()
     if per_class:
         lines += ["## Per-class accuracy", "", "Top-1 of each class (`fc_cb`, same evaluation):", "",
                   "| class | training images | top-1 (%) |", "|---|---|---|"]
         lines += [f"| {c} | {counts[i] if i < len(counts) else '-'} | {'-' if a is None else f'{a:.2f}'} |"
                   for i, (c, a) in enumerate(per_class.items())]
         lines.append("")
-    plain = glmc.get("measured_plain_head") or {}
+    plain = ws.plain_head or {}
     if plain:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in plain.items())
         lines += [f"The plain head `fc` (trained alongside, not used for inference), same evaluation: {parts}.", ""]

@@ -152,25 +152,22 @@ def info(
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
 ) -> None:
     """Everything the config knows about a model or weight set."""
+    from glmc_zoo.registry import WEIGHTS, WeightSet, architectures, get_weights  # the records alone: no torch, no timm
+
     name = _model_ref(name, model)
     path = Path(name.removeprefix("local-dir:"))
     if path.is_dir():
-        from glmc_zoo.hub import read_config
-
         if not (path / "config.json").is_file():
             raise _fail(f"{path}: no config.json; a weights folder holds model.safetensors and config.json")
-        data = read_config(path)
+        ws = WeightSet.from_folder(path)
     else:
-        from glmc_zoo.registry import WEIGHTS, architectures, get_weights  # the records alone: no torch, no timm
-
         known = set(architectures()) | set(WEIGHTS)
         if name not in known:
             raise _fail(f"unknown model {name!r}.{did_you_mean(name, known)} `glmc-zoo list --pretrained` shows them all")
         ws = get_weights(name)
-        arch, _, tag = ws.name.partition(".")
-        cfg = {k: v for k, v in ws.cfg.items() if k != "file"}  # where a bundled file lies is this machine's business
-        data = dict(name=ws.name, pretrained_cfg=dict(architecture=arch, tag=tag or None, **cfg),
-                    weights=ws.as_dict())
+    arch, _, tag = ws.name.partition(".")
+    cfg = {k: v for k, v in ws.cfg.items() if k not in ("file", "architecture", "tag")}  # a bundled file's path: ours
+    data = dict(name=ws.name, pretrained_cfg=dict(architecture=arch, tag=tag or None, **cfg), weights=ws.as_dict())
     if fmt == Fmt.json:
         typer.echo(json.dumps(data, indent=2, default=list))
         return

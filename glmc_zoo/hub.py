@@ -10,7 +10,7 @@ timm's config has no field for: metrics, provenance, the training config) and a 
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -18,12 +18,11 @@ from pathlib import Path
 
 import torch
 
-from glmc_zoo._meta import __version__
 from glmc_zoo.card import model_card
 from glmc_zoo.errors import CheckpointError, ModelLoadError, OutputExistsError, PushError, did_you_mean, error_text  # noqa: F401
+from glmc_zoo.registry import CONFIG_NAME, WeightSet, get_weights, read_config, weight_set_name
 
 WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 
 
@@ -144,13 +143,14 @@ def _missing_in_cache(repo_id: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | None = None,
+def save_pretrained(model: torch.nn.Module, directory: str | Path, weights: WeightSet | None = None,
                     card: str | None = None) -> Path:
     """Write `model` as `model.safetensors` + `config.json` (+ model card) into `directory`.
 
     The folder is built next to its destination and renamed into place, so an interrupted save
-    never leaves a half-written weights folder. `glmc` is stored in config.json under "glmc"
-    (metrics, provenance, training config); `card` is the model card's markdown body.
+    never leaves a half-written weights folder. `weights` (a `WeightSet.local(...)` record: metrics,
+    class counts, provenance) is stored in config.json under "glmc" by `WeightSet.glmc_block`; its name
+    and pretrained cfg are the model's. `card` is the model card's markdown (default: `model_card`).
     """
     from timm.models import save_for_hf
 
@@ -159,8 +159,9 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | 
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     try:
-        info = dict(glmc or {})
-        info.setdefault("glmc_zoo_version", __version__)
+        weights = dataclasses.replace(weights or WeightSet.local({}), name=weight_set_name(model.pretrained_cfg, "glmc"),
+                                      cfg=dict(model.pretrained_cfg), availability="local")
+        info = weights.glmc_block()
         labels = list(model.pretrained_cfg.get("label_names") or [])
         n = getattr(model, "num_classes", None)
         # names of another head (a 1000-class default cfg on a model built with num_classes=5) are no names
@@ -178,37 +179,20 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, glmc: dict | 
         finally:
             model.pretrained_cfg = cfg
             model.train(was_training)
-        (tmp / CARD_NAME).write_text(card if card is not None else model_card(model, info))
+        (tmp / CARD_NAME).write_text(card if card is not None else model_card(weights))
         replace_dir(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
-#: Hugging Face dataset ids of the datasets a card can name.
-def read_config(directory: str | Path) -> dict:
-    """A weights folder's config.json; `ModelLoadError` naming the file when it is not a JSON object."""
-    path = Path(directory) / CONFIG_NAME
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{path}: not valid JSON ({e}). Restore the file (copy or convert the weights "
-                             f"folder again).") from e
-    if not isinstance(cfg, dict):
-        raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. "
-                             f"Restore the file (copy or convert the weights folder again).")
-    return cfg
-
-
 def training_counts(model_ref: str, model) -> list[int] | None:
     """Training images per class of the weights `model` was loaded from `model_ref`: what a weights folder's
     config.json records (weights trained by glmc-zoo), else the registry's record of its `arch.tag`. Lets an
     evaluation group the classes into many / medium / few; None when unknown."""
-    from glmc_zoo.registry import get_weights, weight_set_name
-
     folder = Path(str(model_ref).removeprefix("local-dir:"))
     if folder.is_dir():
-        counts = read_config(folder).get("glmc", {}).get("class_counts")
+        counts = WeightSet.from_folder(folder).class_counts
     else:
         ws = get_weights(weight_set_name(model.pretrained_cfg, str(model_ref)))
         counts = ws.class_counts if ws else None

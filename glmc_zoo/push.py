@@ -9,7 +9,8 @@ import torch
 from glmc_zoo._meta import HF_ORG, __version__
 from glmc_zoo.card import model_card
 from glmc_zoo.errors import PushError, first_line
-from glmc_zoo.hub import CARD_NAME, create_model, read_config
+from glmc_zoo.hub import CARD_NAME, create_model
+from glmc_zoo.registry import WeightSet
 
 
 def push_folder(folder: str | Path, repo_id: str, dry_run: bool = False, private: bool = False,
@@ -27,7 +28,7 @@ def push_folder(folder: str | Path, repo_id: str, dry_run: bool = False, private
     if logits.shape[1] != model.num_classes or not torch.isfinite(logits).all():
         raise PushError(f"{folder}: the model loads but gives non-finite or mis-shaped logits {tuple(logits.shape)}")
     files = sorted((f.name, f.stat().st_size) for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
-    card = model_card(model, read_config(folder).get("glmc", {}), repo_id=repo_id)  # names the repo pushed to
+    card = model_card(WeightSet.from_folder(folder), repo_id=repo_id)  # names the repo pushed to
     files = [(n, len(card.encode()) if n == CARD_NAME else size) for n, size in files]
     if dry_run:
         return files

@@ -9,11 +9,12 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from glmc_zoo._meta import HF_ORG, NORMALIZATION
+from glmc_zoo._meta import HF_ORG, NORMALIZATION, __version__
+from glmc_zoo.errors import ModelLoadError
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
-__all__ = ["AVAILABILITY", "DEFAULT_TAGS", "METRICS_KINDS", "WEIGHTS", "WeightSet", "architectures", "default_weights",
-           "get_weights", "weight_set_name", "weight_sets"]
+__all__ = ["AVAILABILITY", "CONFIG_NAME", "DEFAULT_TAGS", "METRICS_KINDS", "WEIGHTS", "WeightSet", "architectures",
+           "default_weights", "get_weights", "read_config", "weight_set_name", "weight_sets"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -32,8 +33,32 @@ _README = "GLMC authors' README (best epoch, selected on the test set)"
 
 
 #: Where a weight set's file is (see `WeightSet`), and what kind of numbers its metrics are.
-AVAILABILITY = ("bundled", "published", "released", "withdrawn", "none")
+AVAILABILITY = ("bundled", "published", "released", "withdrawn", "none", "local")
 METRICS_KINDS = ("measured", "reported")
+
+
+#: A weights folder's timm config, with the `glmc` block `WeightSet` reads and writes.
+CONFIG_NAME = "config.json"
+
+
+def read_config(directory: str | Path) -> dict:
+    """A weights folder's config.json; `ModelLoadError` naming the file when it is not a JSON object."""
+    path = Path(directory) / CONFIG_NAME
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path}: not valid JSON ({e}). Restore the file (copy or convert the weights "
+                             f"folder again).") from e
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. "
+                             f"Restore the file (copy or convert the weights folder again).")
+    return cfg
+
+
+def weight_set_name(cfg: dict, fallback: str = "") -> str:
+    """The `arch.tag` a model's pretrained cfg names (its architecture alone when untagged, else `fallback`)."""
+    arch, tag = cfg.get("architecture"), cfg.get("tag")
+    return f"{arch}.{tag}" if arch and tag else (arch or fallback)
 
 
 @dataclass(frozen=True)
@@ -46,8 +71,14 @@ class WeightSet:
     availability: "bundled" (shipped in the package), "published" (on the Hugging Face Hub),
     "released" (the authors' file, to be converted with `glmc-zoo convert`), "withdrawn" (shipped by
     an earlier glmc-zoo release and replaced: `note` names the replacement), "none" (architecture
-    only). metrics: top1 / top5 / many / medium / few that are known, all of one `metrics_kind`:
-    "measured" (by glmc-zoo, final epoch) or "reported" (by the authors), with `metrics_source`.
+    only), "local" (a weights folder on disk, read from its config.json). metrics: top1 / top5 / many /
+    medium / few that are known, all of one `metrics_kind`: "measured" (by glmc-zoo, final epoch) or
+    "reported" (by the authors), with `metrics_source`. per_class / plain_head: the measured top-1 of each
+    class and the plain head `fc`'s numbers (weights trained here). provenance: how the weights were made
+    (dataset, train_config, command, data, training_time, converted_from, first_stage, ...), kept as given.
+
+    A weights folder's config.json holds these under "glmc": `glmc_block()` writes that block and
+    `from_config()` reads it (also as glmc-zoo 0.1 / 0.2 wrote it); nothing else reads or writes it.
     """
 
     name: str
@@ -60,6 +91,9 @@ class WeightSet:
     class_counts: tuple[int, ...] | None = None
     recipe: str | None = None
     trained_by: str | None = None
+    per_class: dict[str, float | None] | None = None
+    plain_head: dict[str, float] | None = None
+    provenance: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.availability not in AVAILABILITY:
@@ -95,9 +129,101 @@ class WeightSet:
         """A JSON-able view (for `info --format json`)."""
         return dict(name=self.name, availability=self.availability, note=self.note, metrics=dict(self.metrics),
                     metrics_kind=self.metrics_kind, metrics_source=self.metrics_source,
-                    num_classes=self.cfg["num_classes"], transforms=self.transforms,
+                    num_classes=self.cfg.get("num_classes"), transforms=self.transforms,
                     class_counts=list(self.class_counts) if self.class_counts else None, recipe=self.recipe,
-                    trained_by=self.trained_by)
+                    trained_by=self.trained_by, **({"per_class": dict(self.per_class)} if self.per_class else {}),
+                    **({"plain_head": dict(self.plain_head)} if self.plain_head else {}),
+                    **({"provenance": dict(self.provenance)} if self.provenance else {}))
+
+    # -- the `glmc` block of a weights folder's config.json: written and read here only ----------
+
+    @classmethod
+    def local(cls, cfg: dict, **fields) -> WeightSet:
+        """The record of weights about to be saved from a model with pretrained cfg `cfg` (`hub.save_pretrained`
+        writes it): metrics, counts and provenance as `fields`."""
+        return cls(weight_set_name(cfg, "glmc"), dict(cfg), "local", "a weights folder", **fields)
+
+    def glmc_block(self) -> dict:
+        """The `glmc` block of config.json: the typed fields, then the provenance, and the writing version."""
+        typed = dict(metrics=dict(self.metrics) or None, metrics_kind=self.metrics_kind,
+                     metrics_source=self.metrics_source, per_class=self.per_class, plain_head=self.plain_head,
+                     class_counts=list(self.class_counts) if self.class_counts else None, recipe=self.recipe,
+                     trained_by=self.trained_by)
+        block = {k: v for k, v in typed.items() if v is not None}
+        block.update({k: v for k, v in self.provenance.items() if k not in _BLOCK_KEYS and k != "glmc_zoo_version"})
+        block["glmc_zoo_version"] = __version__
+        return block
+
+    @classmethod
+    def from_folder(cls, directory: str | Path) -> WeightSet:
+        """The record of a weights folder, from its config.json (`ModelLoadError` when it is damaged)."""
+        return cls.from_config(read_config(directory), str(Path(directory) / CONFIG_NAME))
+
+    @classmethod
+    def from_config(cls, config: dict, where: str = "config.json") -> WeightSet:
+        """The record of a weights folder from its config.json (a timm config with the `glmc` block), in this
+        release's format or as glmc-zoo 0.1 / 0.2 wrote it. `ModelLoadError` naming `where` and the key when
+        the block is not what glmc-zoo writes."""
+        cfg = dict(config.get("pretrained_cfg") or {})
+        for key in ("num_classes", "label_names"):
+            if key not in cfg and key in config:
+                cfg[key] = config[key]
+        block = config.get("glmc") or {}
+        if not isinstance(block, dict):
+            raise ModelLoadError(f"{where}: \"glmc\" is a {type(block).__name__}, not an object. Restore the file "
+                                 f"(copy or convert the weights folder again).")
+        return cls(weight_set_name(cfg, str(config.get("architecture") or "glmc")), cfg, "local",
+                   "a weights folder", **_read_block(block, where))
+
+
+#: The typed keys of the `glmc` block (`WeightSet.glmc_block`); any other key is provenance, kept as it is.
+_BLOCK_KEYS = ("metrics", "metrics_kind", "metrics_source", "per_class", "plain_head", "class_counts", "recipe",
+               "trained_by")
+#: How glmc-zoo 0.1 / 0.2 wrote them: the metrics under their kind, with the kind's source key.
+_LEGACY_METRICS = {"measured": "metrics_note", "reported": "reported_source"}
+_LEGACY_KEYS = {"measured_per_class": "per_class", "measured_plain_head": "plain_head"}
+
+
+def _read_block(block: dict, where: str) -> dict:
+    """`WeightSet` fields from a `glmc` block (this release's keys, or 0.1 / 0.2's); the keys it does not type
+    are the provenance, kept as they are (the version that wrote the block among them)."""
+    b = dict(block)
+    for old, new in _LEGACY_KEYS.items():
+        if old in b:
+            b.setdefault(new, b.pop(old))
+    for kind, source_key in _LEGACY_METRICS.items():
+        if kind in b:
+            metrics, source = b.pop(kind), b.pop(source_key, None)
+            if metrics and not b.get("metrics"):
+                b.update(metrics=metrics, metrics_kind=kind, metrics_source=source)
+    first = b.get("first_stage")
+    if isinstance(first, dict) and "measured" in first:  # 0.2's MaxNorm stage: its first stage's measured metrics
+        b["first_stage"] = dict({k: v for k, v in first.items() if k != "measured"}, metrics=first["measured"],
+                                metrics_kind="measured")
+
+    def check(key: str, ok, what: str) -> None:
+        if b.get(key) is not None and not ok(b[key]):
+            raise ModelLoadError(f"{where}: glmc.{key} is {b[key]!r}, {what}. Restore the file (copy or convert the "
+                                 f"weights folder again).")
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    check("metrics", lambda m: isinstance(m, dict) and all(number(v) for v in m.values()), "not an object of numbers")
+    if b.get("metrics"):
+        check("metrics_kind", lambda k: k in METRICS_KINDS, f"not one of {METRICS_KINDS}")
+        if b.get("metrics_kind") is None:
+            raise ModelLoadError(f"{where}: glmc.metrics without glmc.metrics_kind (one of {METRICS_KINDS}). Restore "
+                                 f"the file (copy or convert the weights folder again).")
+    check("class_counts", lambda c: isinstance(c, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                                               for n in c), "not a list of image counts")
+    check("per_class", lambda d: isinstance(d, dict), "not an object")
+    check("plain_head", lambda d: isinstance(d, dict), "not an object")
+    typed = {k: b.pop(k, None) for k in _BLOCK_KEYS}
+    metrics = dict(typed["metrics"] or {})
+    return dict(typed, metrics=metrics, metrics_kind=typed["metrics_kind"] if metrics else None,
+                metrics_source=typed["metrics_source"] if metrics else None,
+                class_counts=tuple(typed["class_counts"]) if typed["class_counts"] else None, provenance=b)
 
 
 def _entry(arch_tag: str, *, num_classes: int, labels, metrics: dict | None = None,
@@ -142,16 +268,15 @@ def _bundled(arch_tag: str) -> WeightSet:
     """A weight set trained by this project and shipped in the package. Its preprocessing, labels
     and measured metrics are read from the shipped config.json, the one place they are written."""
     folder = _BUNDLED_DIR / arch_tag
-    cfg = json.loads((folder / "config.json").read_text())
-    pre, glmc = cfg["pretrained_cfg"], cfg["glmc"]
+    saved = WeightSet.from_folder(folder)
+    pre = saved.cfg
     keys = ("input_size", "pool_size", "crop_pct", "interpolation", "mean", "std")
-    entry = _entry(arch_tag, num_classes=cfg["num_classes"], labels=cfg["label_names"], metrics=glmc["measured"],
-                   source=glmc["metrics_note"], weights="bundled", weights_note="shipped inside the package",
-                   kind="measured", file=str(folder / "model.safetensors"),
+    entry = _entry(arch_tag, num_classes=pre["num_classes"], labels=pre["label_names"], metrics=saved.metrics,
+                   source=saved.metrics_source, weights="bundled", weights_note="shipped inside the package",
+                   kind=saved.metrics_kind, file=str(folder / "model.safetensors"),
                    **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k] for k in keys})
-    counts = glmc.get("class_counts")
-    return replace(entry, class_counts=tuple(counts) if counts else None, recipe=glmc.get("recipe"),
-                   trained_by="glmc-zoo")
+    return replace(entry, class_counts=saved.class_counts, recipe=saved.recipe, trained_by=saved.trained_by,
+                   per_class=saved.per_class, plain_head=saved.plain_head, provenance=saved.provenance)
 
 
 _TABLE = {
@@ -233,12 +358,6 @@ def default_weights(arch: str) -> WeightSet | None:
 def weight_sets() -> list[WeightSet]:
     """Every described weight set (`arch.tag`), loadable or not, sorted by name."""
     return [WEIGHTS[n] for n in sorted(WEIGHTS) if "." in n]
-
-
-def weight_set_name(cfg: dict, fallback: str = "") -> str:
-    """The `arch.tag` a model's pretrained cfg names (its architecture alone when untagged, else `fallback`)."""
-    arch, tag = cfg.get("architecture"), cfg.get("tag")
-    return f"{arch}.{tag}" if arch and tag else (arch or fallback)
 
 
 def get_weights(name: str) -> WeightSet | None:

@@ -294,14 +294,16 @@ def test_model_card_is_a_valid_hub_card_of_the_resolved_run(tmp_path):
     from huggingface_hub import ModelCard
 
     from glmc_zoo.card import model_card
+    from glmc_zoo.registry import WeightSet
     from glmc_zoo.training.configs import apply_overrides, get_config
 
     cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), ["epochs=2"])
     model = timm.create_model("glmc_resnet32_w16", num_classes=10)
-    glmc = dict(measured=dict(top1=41.5, many=50.0, medium=30.0), metrics_note="final epoch", dataset="cifar10",
-                train_config=cfg.to_dict(), command=f"glmc-zoo train -c x --output {tmp_path}/run",
-                data=f"images from {tmp_path}/data/train")
-    text = model_card(model, glmc, repo_id="someone/my-glmc")
+    ws = WeightSet.local(model.pretrained_cfg, metrics=dict(top1=41.5, many=50.0, medium=30.0), metrics_kind="measured",
+                         metrics_source="final epoch",
+                         provenance=dict(dataset="cifar10", train_config=cfg.to_dict(), data=f"images from {tmp_path}/data/train",
+                                         command=f"glmc-zoo train -c x --output {tmp_path}/run"))
+    text = model_card(ws, repo_id="someone/my-glmc")
     card = ModelCard(text)
     assert card.data.library_name == "timm" and card.data.datasets == ["uoft-cs/cifar10"]
     results = card.data.eval_results
@@ -314,16 +316,17 @@ def test_converted_checkpoint_claims_reported_numbers_only_when_released(tmp_pat
     import timm
 
     from glmc_zoo.convert import convert_checkpoint
-    from glmc_zoo.hub import read_config
+    from glmc_zoo.registry import WeightSet
 
     model = timm.create_model("glmc_resnet32_w16", num_classes=10)
     torch.save({"state_dict": model.state_dict()}, tmp_path / "ckpt.pth.tar")
     plain = convert_checkpoint(tmp_path / "ckpt.pth.tar", "glmc_resnet32_w16", 10, tmp_path / "a")
-    assert "reported" not in read_config(plain)["glmc"] and "Reported accuracy" not in (plain / "README.md").read_text()
+    assert not WeightSet.from_folder(plain).metrics and "Reported accuracy" not in (plain / "README.md").read_text()
     model = timm.create_model("glmc_resnet32", num_classes=100)
     torch.save({"state_dict": model.state_dict()}, tmp_path / "rel.pth.tar")
     r = run("convert", tmp_path / "rel.pth.tar", "--arch", "glmc_resnet32", "--num-classes", "100",
             "--tag", "cifar100_lt_if100", "--released", "-o", tmp_path / "b")
     assert r.exit_code == 0, r.output
-    assert read_config(tmp_path / "b")["glmc"]["reported"]["top1"] == 57.97
+    b = WeightSet.from_folder(tmp_path / "b")
+    assert b.metrics["top1"] == 57.97 and b.metrics_kind == "reported" and "README" in b.metrics_source
     assert "Reported accuracy" in (tmp_path / "b" / "README.md").read_text()

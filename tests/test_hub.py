@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from glmc_zoo.convert import convert_checkpoint
 from glmc_zoo.errors import CheckpointError, ModelLoadError, PushError
-from glmc_zoo.hub import create_model, read_config, save_pretrained
+from glmc_zoo.hub import create_model, save_pretrained
+from glmc_zoo.registry import WeightSet, read_config
 from glmc_zoo.inference import Preprocess, load_image
 from glmc_zoo.push import push_folder
 
@@ -40,10 +41,12 @@ def _real_batch(paths, size=32, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)):
 
 def test_save_load_round_trip_identical_logits(tmp_path, cifar_test_images):
     model = _trained_like()
-    out = save_pretrained(model, tmp_path / "w", glmc=dict(measured=dict(top1=12.5)))
+    out = save_pretrained(model, tmp_path / "w", WeightSet.local(model.pretrained_cfg, metrics=dict(top1=12.5),
+                                                                  metrics_kind="measured"))
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     cfg = read_config(out)
-    assert cfg["architecture"] == "glmc_resnet32_w16" and cfg["glmc"]["measured"]["top1"] == 12.5
+    assert cfg["architecture"] == "glmc_resnet32_w16" and cfg["glmc"]["metrics"]["top1"] == 12.5
+    assert WeightSet.from_folder(out).metrics == dict(top1=12.5) and cfg["glmc"]["metrics_kind"] == "measured"
     assert len(cfg["label_names"]) == 10
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: timm") and "license: mit" in card and "bibtex" in card
@@ -52,6 +55,86 @@ def test_save_load_round_trip_identical_logits(tmp_path, cifar_test_images):
         loaded = create_model(ref)
         assert torch.equal(loaded(x), model(x))
     assert torch.equal(timm.create_model(f"local-dir:{out}", pretrained=True).eval()(x), model(x))
+
+
+def test_weight_metadata_round_trips_through_the_glmc_block(tmp_path):
+    """`WeightSet` writes the `glmc` block and reads back every field it wrote; the card is made from it."""
+    model = _trained_like()
+    ws = WeightSet.local(model.pretrained_cfg, metrics=dict(top1=61.25, many=70.0, medium=50.5), metrics_kind="measured",
+                         metrics_source="final epoch (3)", per_class={c: 61.0 for c in model.pretrained_cfg["label_names"]},
+                         plain_head=dict(top1=55.5), class_counts=(500, 300, 180, 108, 65, 39, 23, 14, 8, 5),
+                         recipe="main.py --dataset cifar10", trained_by="glmc-zoo",
+                         provenance=dict(command="glmc-zoo train -c x", dataset="cifar10", best_epoch=None))
+    back = WeightSet.from_folder(save_pretrained(model, tmp_path / "w", ws))
+    for key in ("metrics", "metrics_kind", "metrics_source", "per_class", "plain_head", "class_counts", "recipe",
+                "trained_by"):
+        assert getattr(back, key) == getattr(ws, key), key
+    assert back.provenance.pop("glmc_zoo_version") and back.provenance == ws.provenance
+    assert back.name == "glmc_resnet32_w16" and back.availability == "local" and back.labels[3] == "cat"
+    card = (tmp_path / "w" / "README.md").read_text()
+    assert "## Measured accuracy" in card and "| cat | 108 | 61.00 |" in card and "plain head `fc`" in card
+
+
+#: A weights folder's `glmc` block as glmc-zoo 0.1 / 0.2 wrote it: a training run's (metrics under "measured",
+#: the per-class numbers as measured_per_class, a MaxNorm stage's first stage), and a converted release's.
+_BLOCK_0_2 = dict(measured=dict(top1=79.68, many=78.84, medium=83.05), metrics_note="Measured at the final epoch (2)",
+                  measured_per_class=dict(airplane=78.0), measured_plain_head=dict(top1=71.04), class_counts=[5, 3],
+                  recipe="main.py", trained_by="glmc-zoo", command="glmc-zoo train -c a", glmc_zoo_version="0.2.0",
+                  first_stage=dict(init="glmc_resnet32_w16.x", measured=dict(top1=79.7), command="glmc-zoo train -c b"))
+_BLOCK_0_1_CONVERTED = dict(converted_from="ckpt.pth.tar", reported=dict(top1=57.97),
+                            reported_source="GLMC authors' README", glmc_zoo_version="0.1.0")
+
+
+def _with_block(tmp_path, name, block):
+    folder = save_pretrained(_trained_like(), tmp_path / name)
+    cfg = read_config(folder)
+    (folder / "config.json").write_text(json.dumps(dict(cfg, glmc=block)))
+    return folder
+
+
+def test_folders_written_by_earlier_releases_are_read(tmp_path):
+    from glmc_zoo.card import model_card
+
+    old = WeightSet.from_folder(_with_block(tmp_path, "run", _BLOCK_0_2))
+    assert old.metrics == _BLOCK_0_2["measured"] and old.metrics_kind == "measured"
+    assert old.metrics_source == "Measured at the final epoch (2)" and old.per_class == dict(airplane=78.0)
+    assert old.plain_head == dict(top1=71.04) and old.class_counts == (5, 3) and old.trained_by == "glmc-zoo"
+    assert old.provenance["first_stage"] == dict(init="glmc_resnet32_w16.x", metrics=dict(top1=79.7),
+                                                 metrics_kind="measured", command="glmc-zoo train -c b")
+    assert not {"measured", "metrics_note", "measured_per_class", "measured_plain_head"} & set(old.provenance)
+    card = model_card(old)
+    assert "## Measured accuracy" in card and "| airplane | 5 | 78.00 |" in card and "measured top-1 79.70" in card
+    conv = WeightSet.from_folder(_with_block(tmp_path, "conv", _BLOCK_0_1_CONVERTED))
+    assert conv.metrics == dict(top1=57.97) and conv.metrics_kind == "reported"
+    assert conv.metrics_source == "GLMC authors' README" and conv.provenance["converted_from"] == "ckpt.pth.tar"
+    assert "## Reported accuracy" in model_card(conv)
+    # re-saved by this release: the block is in this release's format, the numbers unchanged
+    again = WeightSet.from_folder(save_pretrained(create_model(str(tmp_path / "run")), tmp_path / "again", old))
+    block = read_config(tmp_path / "again")["glmc"]
+    assert again.metrics == old.metrics and block["metrics"] == old.metrics and "measured" not in block
+    assert create_model(str(tmp_path / "run")).num_classes == 10  # the weights load whatever the block's format
+
+
+@pytest.mark.parametrize("block, says", [
+    ([1, 2], '"glmc" is a list, not an object'),
+    (dict(metrics="high", metrics_kind="measured"), "glmc.metrics is 'high', not an object of numbers"),
+    (dict(metrics=dict(top1=True), metrics_kind="measured"), "not an object of numbers"),
+    (dict(metrics=dict(top1=50.0)), "glmc.metrics without glmc.metrics_kind"),
+    (dict(metrics=dict(top1=50.0), metrics_kind="guessed"), "glmc.metrics_kind is 'guessed', not one of"),
+    (dict(class_counts=[5, -1]), "glmc.class_counts is [5, -1], not a list of image counts"),
+    (dict(per_class=[1.0]), "glmc.per_class is [1.0], not an object"),
+])
+def test_a_damaged_glmc_block_is_named(tmp_path, block, says):
+    folder = _with_block(tmp_path, "w", block)
+    with pytest.raises(ModelLoadError, match="config.json") as e:
+        WeightSet.from_folder(folder)
+    assert says in str(e.value) and "Restore the file" in str(e.value)
+    from typer.testing import CliRunner
+
+    from glmc_zoo.cli import app
+
+    r = CliRunner().invoke(app, ["info", str(folder)])
+    assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output
 
 
 def test_missing_files_are_named(tmp_path):
@@ -250,7 +333,7 @@ def test_released_checkpoint_conversion_parity(tmp_path, cifar_test_images, ref_
         diff = (converted(x) - ref(x)).abs().max().item()
     print(f"{arch}: max |logit difference| = {diff:.3e}")
     assert diff <= 1e-5
-    assert read_config(out)["glmc"]["converted_from"] == "ckpt.pth.tar"
+    assert WeightSet.from_folder(out).provenance["converted_from"] == "ckpt.pth.tar"
 
 
 def test_bare_state_dict_converts(tmp_path):
@@ -327,7 +410,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hub, "model_card", boom)
     with pytest.raises(KeyboardInterrupt):
-        save_pretrained(model, target, glmc={})
+        save_pretrained(model, target)
     assert not target.exists() and not list(tmp_path.iterdir())
     json.dumps({})
 

@@ -143,7 +143,7 @@ def test_epoch_projection_resume_and_card(tmp_path, tiny_lt, first_stage):
     assert math.isclose(rows[0]["lr"], 0.01 * 0.5 * (1 + math.cos(math.pi / 2))) and rows[1]["lr"] == 0.0
     glmc = json.loads((tmp_path / "a" / "model" / "config.json").read_text())["glmc"]
     assert glmc["first_stage"]["init"] == str(first_stage) and glmc["first_stage"]["command"] == "glmc-zoo train FIRST"
-    assert glmc["train_config"]["stage"] == "maxnorm" and glmc["measured"]["top1"] == round(full["top1"], 2)
+    assert glmc["train_config"]["stage"] == "maxnorm" and glmc["metrics"]["top1"] == round(full["top1"], 2)
     card = (tmp_path / "a" / "model" / "README.md").read_text()
     assert "Measured accuracy" in card
     model = create_model(str(tmp_path / "a" / "model"))

@@ -73,7 +73,7 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
 
 @pytest.mark.slow
 def test_a_finished_run_bundles_into_a_weight_set(tmp_path, tiny_lt):
-    from glmc_zoo.hub import read_config
+    from glmc_zoo.registry import WeightSet, read_config
     from glmc_zoo.training.bundle import bundle_run
 
     out = tmp_path / "run"
@@ -83,10 +83,11 @@ def test_a_finished_run_bundles_into_a_weight_set(tmp_path, tiny_lt):
     folder = bundle_run(out, "glmc_resnet32_w16.smoke", data="CIFAR-10 JPEG subset", root=tmp_path / "bundled")
     cfg = read_config(folder)
     assert cfg["pretrained_cfg"]["tag"] == "smoke" and cfg["glmc"]["trained_by"] == "glmc-zoo"
-    assert cfg["glmc"]["measured"]["top1"] == round(metrics["top1"], 2)
+    ws = WeightSet.from_folder(folder)
+    assert ws.metrics["top1"] == round(metrics["top1"], 2) and ws.metrics_kind == "measured" and ws.trained_by == "glmc-zoo"
     card = (folder / "README.md").read_text()
     assert "# glmc_resnet32_w16.smoke" in card and "Training time" in card and "CIFAR-10 JPEG subset" in card
-    assert "## Per-class accuracy" in card and cfg["glmc"]["measured_per_class"]["cat"] == lines[-1]["per_class"][3]
+    assert "## Per-class accuracy" in card and ws.per_class["cat"] == lines[-1]["per_class"][3]
     assert " h for 2 epochs" in cfg["glmc"]["training_time"] and "median epoch " in cfg["glmc"]["training_time"]
     assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
     assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set

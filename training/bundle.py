@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import sys
 from pathlib import Path
 
 from glmc_zoo.errors import BundleError
+from glmc_zoo.registry import WeightSet, read_config
 from glmc_zoo.training.rundir import RunDir
 
 
@@ -32,7 +34,7 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
                machine: str | None = None) -> Path:
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
     final-epoch metrics, exact command, training time and machine, and data provenance."""
-    from glmc_zoo.hub import create_model, read_config, save_pretrained
+    from glmc_zoo.hub import create_model, save_pretrained
     from glmc_zoo.training.report import time_text
 
     run = RunDir(run_dir)
@@ -56,15 +58,13 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
                          f"or use it as local-dir:{run.model}")
     model = create_model(str(run.model))
     model.pretrained_cfg = dict(model.pretrained_cfg, tag=tag, architecture=arch)
-    glmc = dict(cfg["glmc"])
-    glmc.update(
-        trained_by="glmc-zoo",
-        data=data,
+    ws = WeightSet.from_config(cfg, str(run.model / "config.json"))
+    ws = dataclasses.replace(ws, trained_by="glmc-zoo", provenance=dict(
+        ws.provenance, data=data,
         training_time=f"{time_text(run_dir)} on {machine or platform.processor() or platform.machine()}",
         split_file=f"split.json of the run ({_split_text(run_dir)})",
-    )
-    glmc["command"] = run.started_command() or glmc.get("command", "")  # the start, not the last resume
-    return save_pretrained(model, Path(root or bundle_root()) / name, glmc=glmc)
+        command=run.started_command() or ws.provenance.get("command", "")))  # the start, not the last resume
+    return save_pretrained(model, Path(root or bundle_root()) / name, ws)
 
 
 def _split_text(run_dir: Path) -> str:

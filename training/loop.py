@@ -22,6 +22,7 @@ import torch
 
 from glmc_zoo.cpu import has_native_bf16
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
+from glmc_zoo.registry import WeightSet
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import (
     StopSignals,
@@ -443,13 +444,14 @@ def _finish(r: _Run, metrics: dict, command: str | None) -> dict:
     plain = {k: round(metrics[f"fc_{k}"], 2) for k in ("top1", "many", "medium", "few")
              if metrics.get(f"fc_{k}") is not None}
     per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
-    save_pretrained(r.model.to(memory_format=torch.contiguous_format).cpu(), run.model, glmc=dict(
-        measured=measured, measured_per_class=per_class, measured_plain_head=plain,
-        metrics_note=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image test set; nothing "
-                     f"was selected on it.",
-        dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
-        command=run.started_command() or command or "", recipe=cfg.reference or cfg.name,
-        data=_describe_data(cfg, data)))
+    model = r.model.to(memory_format=torch.contiguous_format).cpu()
+    save_pretrained(model, run.model, WeightSet.local(
+        model.pretrained_cfg, metrics=measured, metrics_kind="measured", per_class=per_class, plain_head=plain,
+        metrics_source=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image test set; nothing "
+                       f"was selected on it.",
+        class_counts=tuple(data.class_counts), recipe=cfg.reference or cfg.name, trained_by="glmc-zoo",
+        provenance=dict(dataset=cfg.dataset, train_config=cfg.to_dict(), command=run.started_command() or command or "",
+                        data=_describe_data(cfg, data))))
     return final
 
 
@@ -517,14 +519,15 @@ def _hms(seconds: float) -> str:
 
 
 def _keep_best(model, out: Path, metrics: dict, epoch: int) -> None:
-    from glmc_zoo.hub import read_config, save_pretrained
+    from glmc_zoo.hub import save_pretrained
 
     best = out / "model_best_on_test"
-    if best.exists() and read_config(best)["glmc"]["measured"]["top1"] >= metrics["top1"]:
+    if best.exists() and WeightSet.from_folder(best).metrics.get("top1", -1.0) >= metrics["top1"]:
         return
-    save_pretrained(model, best, glmc=dict(
-        measured=dict(top1=round(metrics["top1"], 2)), best_epoch=epoch,
-        metrics_note=f"BEST EPOCH ({epoch}) SELECTED ON THE TEST SET: optimistic, not a fair final-epoch number."))
+    save_pretrained(model, best, WeightSet.local(
+        model.pretrained_cfg, metrics=dict(top1=round(metrics["top1"], 2)), metrics_kind="measured",
+        metrics_source=f"BEST EPOCH ({epoch}) SELECTED ON THE TEST SET: optimistic, not a fair final-epoch number.",
+        provenance=dict(best_epoch=epoch)))
 
 
 def _log(out: Path, line: str, echo: bool) -> None:

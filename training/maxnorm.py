@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.errors import TrainError
+from glmc_zoo.registry import WeightSet
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import StopSignals, restore, resume_state, save_checkpoint
 from glmc_zoo.training.configs import TrainConfig
@@ -78,10 +79,9 @@ def project_rows_(weight: torch.Tensor, radius: float) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_init(ref: str) -> tuple[str, dict]:
+def resolve_init(ref: str) -> tuple[str, WeightSet | None]:
     """The first stage given as a finished run directory or a weights folder (or any model
-    reference) -> (model reference to load, its config.json's `glmc` block or {})."""
-    from glmc_zoo.hub import read_config
+    reference) -> (model reference to load, its folder's record or None)."""
 
     if not ref:
         raise TrainError("stage maxnorm starts from a trained GLMC model: give --init RUN_OR_WEIGHTS (a finished "
@@ -95,28 +95,27 @@ def resolve_init(ref: str) -> tuple[str, dict]:
         path = RunDir(path).model
     if path.is_dir():
         try:
-            return str(path), dict(read_config(path).get("glmc") or {})
+            return str(path), WeightSet.from_folder(path)
         except Exception as e:  # a damaged folder: the loader below names what is wrong
             raise TrainError(f"--init {ref}: not a glmc-zoo weights folder ({e})") from e
-    return ref, {}
+    return ref, None
 
 
-def load_first_stage(ref: str) -> tuple[torch.nn.Module, dict]:
+def load_first_stage(ref: str) -> tuple[torch.nn.Module, WeightSet | None]:
     from glmc_zoo.errors import ModelLoadError
     from glmc_zoo.hub import create_model
     from glmc_zoo.models import WEIGHTS
 
-    src, glmc = resolve_init(ref)
+    src, first = resolve_init(ref)
     try:
         model = create_model(src)
     except ModelLoadError as e:
         raise TrainError(f"--init {ref}: {e}") from e
     if not hasattr(model, HEAD) or not hasattr(model, "forward_train"):
         raise TrainError(f"--init {ref}: {type(model).__name__} is not a GLMC model (no {HEAD} head)")
-    if not glmc and src in WEIGHTS:  # a registered (bundled) weight set: its record has what the card needs
-        ws = WEIGHTS[src]
-        glmc = dict(measured=dict(ws.metrics), class_counts=list(ws.class_counts or []) or None)
-    return model, glmc
+    if first is None and src in WEIGHTS:  # a registered (bundled) weight set: its record has what the card needs
+        first = WEIGHTS[src]
+    return model, first
 
 
 def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
@@ -127,10 +126,10 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     from glmc_zoo.training.loop import _evaluate, _plot_curves, resolve_precision
 
     state = resume_state(resume, cfg, stop_after)
-    model, first_glmc = load_first_stage(cfg.init)
+    model, first = load_first_stage(cfg.init)
     data = data or load_data(cfg, download=download)
-    if first_glmc.get("class_counts") and list(first_glmc["class_counts"]) != list(data.class_counts):
-        raise TrainError(f"--init {cfg.init}: the first stage was trained on class counts {first_glmc['class_counts']}, "
+    if first is not None and first.class_counts and list(first.class_counts) != list(data.class_counts):
+        raise TrainError(f"--init {cfg.init}: the first stage was trained on class counts {list(first.class_counts)}, "
                          f"this config's data has {data.class_counts}: give the config of the data it was trained on")
     if model.pretrained_cfg.get("num_classes", len(data.classes)) != len(data.classes):
         raise TrainError(f"--init {cfg.init}: {model.pretrained_cfg['num_classes']} classes, the data has "
@@ -244,16 +243,20 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
     for p in model.parameters():
         p.requires_grad_(True)
-    save_pretrained(model.cpu().eval(), run.model, glmc=dict(
-        measured=measured, measured_per_class=per_class,
-        metrics_note=f"Measured at the final epoch ({cfg.epochs}) of the MaxNorm stage on the {len(data.test)}-image "
-                     f"test set; nothing was selected on it.",
-        dataset=cfg.dataset, train_config=cfg.to_dict(), class_counts=data.class_counts,
-        command=run.started_command() or command or "", recipe=cfg.reference or cfg.name,
-        first_stage=dict(init=cfg.init, measured=first_glmc.get("measured"), recipe=first_glmc.get("recipe"),
-                         command=first_glmc.get("command")),
-        maxnorm=dict(radius=radius, thresh=cfg.maxnorm_thresh, every=cfg.maxnorm_every, bn=cfg.maxnorm_bn,
-                     cb_beta=cfg.cb_beta)))
+    model = model.cpu().eval()
+    first_stage = dict(init=cfg.init)
+    if first is not None:
+        first_stage.update(metrics=dict(first.metrics) or None, metrics_kind=first.metrics_kind, recipe=first.recipe,
+                           command=first.provenance.get("command"))
+    save_pretrained(model, run.model, WeightSet.local(
+        model.pretrained_cfg, metrics=measured, metrics_kind="measured", per_class=per_class,
+        metrics_source=f"Measured at the final epoch ({cfg.epochs}) of the MaxNorm stage on the {len(data.test)}-image "
+                       f"test set; nothing was selected on it.",
+        class_counts=tuple(data.class_counts), recipe=cfg.reference or cfg.name, trained_by="glmc-zoo",
+        provenance=dict(dataset=cfg.dataset, train_config=cfg.to_dict(), command=run.started_command() or command or "",
+                        first_stage=first_stage,
+                        maxnorm=dict(radius=radius, thresh=cfg.maxnorm_thresh, every=cfg.maxnorm_every,
+                                     bn=cfg.maxnorm_bn, cb_beta=cfg.cb_beta))))
     return final
 
 
