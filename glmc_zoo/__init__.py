@@ -20,7 +20,8 @@ import sys
 from glmc_zoo._meta import HF_ORG, __version__
 from glmc_zoo.errors import GLMCZooError
 
-_LAZY = {"GLMCOutput", "GLMCResNet", "WeightSet", "get_weights", "glmc_model_names", "weight_sets"}
+_MODELS = {"GLMCOutput", "GLMCResNet", "glmc_model_names"}  # torch and timm: imported when first asked for
+_RECORDS = {"WeightSet", "get_weights", "weight_sets"}  # the weight-set records: no torch
 
 
 def _register() -> None:
@@ -62,14 +63,16 @@ elif has_torch() and not any(isinstance(f, _RegisterWhenTimmLoads) for f in sys.
 
 
 def __getattr__(name: str):
-    if name == "HAS_TORCH":
-        return has_torch()
-    if name in _LAZY:
+    if name in _RECORDS:
+        import glmc_zoo.registry as registry
+
+        return getattr(registry, name)
+    if name in _MODELS:
         import glmc_zoo.models as models
 
         return getattr(models, name)
     raise AttributeError(f"module 'glmc_zoo' has no attribute {name!r}")
 
 
-__all__ = ["HF_ORG", "HAS_TORCH", "GLMCZooError", "__version__", "GLMCOutput", "GLMCResNet", "WeightSet",
+__all__ = ["HF_ORG", "GLMCZooError", "__version__", "GLMCOutput", "GLMCResNet", "WeightSet",
            "get_weights", "glmc_model_names", "weight_sets", "has_torch"]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from glmc_zoo.errors import InferenceError
+from glmc_zoo.devices import parse_device
+from glmc_zoo.errors import InferenceError, ModelLoadError
 from glmc_zoo.preprocess import Preprocess
 
 
@@ -81,17 +82,16 @@ def _open_session(ort, path: Path, opts, device: str, available: list[str], tens
 
     `auto` tries the GPU providers onnxruntime lists (a CPU-only machine with onnxruntime-gpu
     lists CUDA too) and takes the CPU when they cannot start; `cuda` fails with the reason."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise InferenceError(f"--device {device!r}: use auto, cpu or cuda")
+    given, (device, index) = device, parse_device(device)
     has_cuda = "CUDAExecutionProvider" in available
     if device == "cuda" and not has_cuda:
-        raise InferenceError(f"--device cuda: this onnxruntime has no CUDA provider (available: {available}). "
+        raise InferenceError(f"--device {given}: this onnxruntime has no CUDA provider (available: {available}). "
                              f"Install onnxruntime-gpu (pip install 'glmc-zoo[onnx-gpu]') on a machine with a GPU, "
                              f"or use --device cpu.")
     why_not_gpu = "onnxruntime lists no GPU provider" if not has_cuda else ""
     if device in ("auto", "cuda") and has_cuda:
         gpu = (["TensorrtExecutionProvider"] if tensorrt and "TensorrtExecutionProvider" in available else []) + \
-            ["CUDAExecutionProvider"]
+            [("CUDAExecutionProvider", {"device_id": index or 0})]
         # A GPU provider that cannot start (onnxruntime-gpu without CUDA/cuDNN, or no GPU) makes onnxruntime's
         # native logger print its own error and warning lines at ERROR level: silence it for this attempt
         # (FATAL only); the reason is reported below, in one line.
@@ -108,10 +108,11 @@ def _open_session(ort, path: Path, opts, device: str, available: list[str], tens
             ort.set_default_logger_severity(3)
         if session is not None:
             if "CUDAExecutionProvider" in session.get_providers():
-                return session, "cuda", f"onnxruntime {'/'.join(p[:-17] for p in session.get_providers())}"
+                providers = "/".join(p.removesuffix("ExecutionProvider") for p in session.get_providers())
+                return session, given if index is not None else "cuda", f"onnxruntime {providers}"
             why_not_gpu = "the CUDA provider did not start (no GPU visible, or its CUDA/cuDNN libraries are missing)"
         if device == "cuda":
-            raise InferenceError(f"--device cuda: {why_not_gpu}. Check the CUDA and cuDNN libraries that "
+            raise InferenceError(f"--device {given}: {why_not_gpu}. Check the CUDA and cuDNN libraries that "
                                  f"onnxruntime-gpu {ort.__version__} needs, and that a GPU is visible; or use "
                                  f"--device cpu.")
     opts.intra_op_num_threads = _cpu_threads()
@@ -134,15 +135,17 @@ class TorchBackend:
         except ImportError as e:
             raise InferenceError("the torch backend needs PyTorch; with only onnxruntime installed, "
                                  "use an .onnx model (--backend onnx)") from e
-        from glmc_zoo.hub import ModelLoadError, create_model
+        from glmc_zoo.hub import create_model
 
-        if device not in ("auto", "cpu", "cuda"):
-            raise InferenceError(f"--device {device!r}: use auto, cpu or cuda")
-        if device == "cuda" and not torch.cuda.is_available():
+        kind, index = parse_device(device)
+        if kind == "cuda" and not torch.cuda.is_available():
             why = "this PyTorch build has no CUDA" if torch.version.cuda is None else \
                 "no GPU is visible (or the driver is too old for CUDA " + str(torch.version.cuda) + ")"
-            raise InferenceError(f"--device cuda: {why}. Use --device cpu.")
-        self.device = "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+            raise InferenceError(f"--device {device}: {why}. Use --device cpu.")
+        if index is not None and index >= torch.cuda.device_count():
+            raise InferenceError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), "
+                                 f"numbered from 0. Use --device cuda:0 (or cuda).")
+        self.device = device if kind == "cuda" else "cuda" if kind == "auto" and torch.cuda.is_available() else "cpu"
         self.device_note = self.device if device != "auto" or self.device == "cuda" else "cpu (torch sees no CUDA device)"
         try:
             self.model = create_model(model, pretrained=True).to(self.device)

@@ -15,7 +15,6 @@ import functools
 import io
 import json
 import os
-import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -25,7 +24,8 @@ import typer
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import write_text_atomic
-from glmc_zoo.errors import GLMCZooError, VerificationFailed, did_you_mean
+from glmc_zoo.devices import DEVICES, parse_device
+from glmc_zoo.errors import ConfigError, DataError, GLMCZooError, TrainError, VerificationFailed, did_you_mean
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="GLMC long-tailed image classifiers: list, inspect, convert, train, evaluate, "
@@ -50,15 +50,23 @@ class Backend(str, Enum):
     onnx = "onnx"
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
 def _fail(msg: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {msg}", err=True)
     return typer.Exit(code)
+
+
+def _check_device(value: str) -> str:
+    """Every command's --device, checked by the one vocabulary while the command line is parsed."""
+    try:
+        parse_device(value)
+    except GLMCZooError as e:
+        raise _fail(str(e)) from None
+    return value
+
+
+#: The --device option of predict, eval and train.
+DeviceOption = Annotated[str, typer.Option("--device", callback=_check_device,
+                                           help=f"{DEVICES} (auto: the best that runs here)")]
 
 
 def command(*args, **kwargs):
@@ -249,7 +257,7 @@ def predict(
                                                                     "(default: the bundled CIFAR-10-LT model).")] = None,
     backend: Annotated[Backend, typer.Option("--backend", help="auto: onnxruntime for .onnx files and the "
                                                                "bundled default when installed, else PyTorch")] = Backend.auto,
-    device: Annotated[Device, typer.Option("--device", help="auto: the best that runs here")] = Device.auto,
+    device: DeviceOption = "auto",
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 64,
     fmt: Annotated[PredFmt, typer.Option("--format", help="table | json | jsonl | csv")] = PredFmt.table,
@@ -274,7 +282,7 @@ def predict(
     stdin = files.index("-") if "-" in files and not Path("-").exists() else None
     if stdin is not None:  # e.g. `curl -s URL | glmc-zoo predict -`
         files[stdin] = sys.stdin.buffer.read()
-    predictor = Predictor(model, backend=backend.value, device=device.value, tensorrt=tensorrt, draft=draft)
+    predictor = Predictor(model, backend=backend.value, device=device, tensorrt=tensorrt, draft=draft)
     typer.echo(f"model {predictor.backend.model_name} on {predictor.backend.name}/{predictor.backend.device_note}",
                err=True)
     bar = None
@@ -390,7 +398,7 @@ def train(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run directory.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value, repeatable.")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", help="Run directory or checkpoint.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")] = "auto",
+    device: DeviceOption = "auto",
     download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
     stop_after: Annotated[int | None, typer.Option(
@@ -403,10 +411,9 @@ def train(
     """Train GLMC from a named config (the released runs, or your own image folder), or a second stage
     (`*_maxnorm`, with --init) on a trained GLMC model."""
     try:
-        from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
+        from glmc_zoo.training.configs import apply_overrides, get_config
         from glmc_zoo.training.configs import list_configs as names
-        from glmc_zoo.training.data import DataError
-        from glmc_zoo.training.loop import TrainError, command_line
+        from glmc_zoo.training.loop import command_line
         from glmc_zoo.training.loop import train as run
     except ImportError as e:
         raise _fail(f"training needs its extra: pip install 'glmc-zoo[train]' ({e})") from None
@@ -422,8 +429,6 @@ def train(
     for flag, value in (("--data-root", data_root), ("--init", init)):
         if value is not None and not value.strip():
             raise _fail(f"{flag} '': an empty path; give the folder (or leave the option out for the default)")
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise _fail(f"--device {device!r}: use auto, cpu, cuda or cuda:N")
     try:
         cfg = apply_overrides(get_config(config), list(overrides or []) + ([f"data_root={data_root}"] if data_root
                                                                            else []) + ([f"init={init}"] if init else []))
@@ -458,7 +463,7 @@ def eval_cmd(
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Folder with test/<class>/ (or val/).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="The model, as an option.")] = None,
     per_class_limit: Annotated[int, typer.Option("--per-class-limit", help="First N images per class.")] = 0,
-    device: Annotated[Device, typer.Option("--device")] = Device.auto,
+    device: DeviceOption = "auto",
     draft: Annotated[bool, typer.Option("--draft", help="Decode large JPEGs at a reduced DCT scale, as predict does "
                                                         "(faster). Off by default: eval measures with the full decode, "
                                                         "as training's evaluation does.")] = False,
@@ -473,7 +478,7 @@ def eval_cmd(
         raise _fail("give the test data: --data-root DIR (holding test/<class>/ or val/<class>/)")
     from glmc_zoo.evaluation import evaluate_model  # numpy only: an .onnx model needs no torch
 
-    m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device.value, split=split,
+    m = evaluate_model(ref, data_root, per_class_limit=per_class_limit, device=device, split=split,
                        draft=draft)
     m.pop("confusion", None)
     if output:

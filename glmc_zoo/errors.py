@@ -84,3 +84,7 @@ class BundleError(GLMCZooError, ValueError):
 
 class OutputExistsError(GLMCZooError, FileExistsError):
     """An output path holds something this command did not write: nothing was replaced."""
+
+
+class DeviceError(GLMCZooError, ValueError):
+    """A --device that is not in the one vocabulary (`glmc_zoo.devices`), or one that is not here."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from glmc_zoo.card import model_card
-from glmc_zoo.errors import CheckpointError, ModelLoadError, OutputExistsError, PushError, did_you_mean, error_text  # noqa: F401
+from glmc_zoo.errors import ModelLoadError, OutputExistsError, did_you_mean, error_text
 from glmc_zoo.registry import CONFIG_NAME, WeightSet, get_weights, read_config, weight_set_name
 
 WEIGHTS_NAME = "model.safetensors"

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from glmc_zoo.backends import OnnxBackend, TorchBackend  # noqa: F401
-from glmc_zoo.errors import ImageLoadError, InferenceError  # noqa: F401  (re-exported)
+from glmc_zoo.errors import ImageLoadError, InferenceError
 from glmc_zoo.images import (  # noqa: F401  (re-exported: the names this module always offered)
     DRAFTED,
     MAX_ASPECT,

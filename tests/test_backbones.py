@@ -18,8 +18,8 @@ import pytest
 import torch
 from conftest import PINNED
 
-from glmc_zoo.errors import TrainError
-from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
+from glmc_zoo.errors import ConfigError, TrainError
+from glmc_zoo.training.configs import apply_overrides, get_config
 from glmc_zoo.training.pretrained import build_model
 
 #: one CNN of each family and a ViT, as small as timm has them (built for 32-px CIFAR images)

@@ -15,8 +15,9 @@ from conftest import PINNED
 from typer.testing import CliRunner
 
 from glmc_zoo.cli import app
-from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config
-from glmc_zoo.training.loop import TrainError, train
+from glmc_zoo.errors import ConfigError, TrainError
+from glmc_zoo.training.configs import apply_overrides, get_config
+from glmc_zoo.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,6 +64,26 @@ def test_the_cli_refuses_them_before_reading_any_data(tmp_path):
         assert not (tmp_path / "r").exists()
     r = run("train", "-c", "imagefolder_32", "--data-root", missing, "--set", "schedule=cosin")
     assert "schedule='cosin': allowed values are cosine, warmup_cosine" in r.output and "Did you mean cosine?" in r.output
+
+
+@pytest.mark.parametrize("device", ["mps", "gpu", "cuda:x", "cpu:1", "cuda:-1", ""])
+def test_one_device_vocabulary_for_every_command(tmp_path, device):
+    """predict, eval and train take the same --device values and refuse the same ones, in the same words, while
+    the command line is parsed (nothing read, nothing written)."""
+    from glmc_zoo.devices import parse_device
+    from glmc_zoo.errors import DeviceError
+
+    with pytest.raises(DeviceError, match="use auto, cpu, cuda or cuda:N"):
+        parse_device(device)
+    missing = tmp_path / "no_such"
+    for args in (["predict", missing], ["eval", "-m", missing / "m.onnx", "--data-root", missing],
+                 ["train", "-c", "imagefolder_32", "--data-root", missing, "-o", tmp_path / "r"]):
+        r = run(*args, "--device", device)
+        assert r.exit_code == 2 and r.output.strip() == f"error: --device {device!r}: use auto, cpu, cuda or cuda:N", \
+            (args, r.output)
+    assert not (tmp_path / "r").exists()
+    assert [parse_device(d) for d in ("auto", "cpu", "cuda", "cuda:1", "CUDA:0")] == \
+        [("auto", None), ("cpu", None), ("cuda", None), ("cuda", 1), ("cuda", 0)]
 
 
 def test_a_diverging_run_stops_at_once_and_saves_no_model(tmp_path, tiny_lt):

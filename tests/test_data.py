@@ -157,7 +157,8 @@ def test_folders_are_listed_recursively_without_hidden_files(tmp_path, cifar_roo
 def test_folder_with_an_empty_class_is_refused_by_name(tmp_path, cifar_root):
     import shutil
 
-    from glmc_zoo.training.data import DataError, load_image_folder
+    from glmc_zoo.errors import DataError
+    from glmc_zoo.training.data import load_image_folder
 
     for split in ("train", "test"):
         for name in ("cat", "dog"):

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 import glmc_zoo.export.onnx as ex
 from glmc_zoo.cli import app
-from glmc_zoo.inference import DEFAULT_MODEL, InferenceError, OnnxBackend, Predictor, bundled_onnx
+from glmc_zoo.errors import InferenceError
+from glmc_zoo.inference import DEFAULT_MODEL, OnnxBackend, Predictor, bundled_onnx
 from glmc_zoo.samples import sample_images
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -144,8 +144,8 @@ def test_sync_bn_conversion_keeps_the_state_and_refuses_what_it_cannot_synchroni
     import timm
 
     import glmc_zoo  # noqa: F401
+    from glmc_zoo.errors import TrainError
     from glmc_zoo.training.distributed import GlobalBatchNorm2d, convert_sync_batchnorm
-    from glmc_zoo.training.loop import TrainError
 
     model = timm.create_model("glmc_resnet32_w16", num_classes=10)
     before = {k: v.clone() for k, v in model.state_dict().items()}

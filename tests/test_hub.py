@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from glmc_zoo.convert import convert_checkpoint
 from glmc_zoo.errors import CheckpointError, ModelLoadError, PushError
 from glmc_zoo.hub import create_model, save_pretrained
-from glmc_zoo.registry import WeightSet, read_config
 from glmc_zoo.inference import Preprocess, load_image
 from glmc_zoo.push import push_folder
+from glmc_zoo.registry import WeightSet, read_config
 
 
 def _trained_like(arch="glmc_resnet32_w16", num_classes=10, seed=0):
@@ -160,7 +160,8 @@ def _populate_hf_cache(cache: Path, repo_id: str, folder: Path, files=("config.j
 
 _LOAD_SNIPPET = """
 import sys, torch, glmc_zoo, numpy as np
-from glmc_zoo.hub import create_model, ModelLoadError
+from glmc_zoo.errors import ModelLoadError
+from glmc_zoo.hub import create_model
 try:
     m = create_model(sys.argv[1])
 except ModelLoadError as e:

@@ -14,14 +14,8 @@ import pytest
 import timm
 from PIL import Image
 
-from glmc_zoo.inference import (
-    ImageLoadError,
-    InferenceError,
-    Predictor,
-    Preprocess,
-    expand_sources,
-    load_image,
-)
+from glmc_zoo.errors import DeviceError, ImageLoadError, InferenceError
+from glmc_zoo.inference import Predictor, Preprocess, expand_sources, load_image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -95,7 +89,7 @@ def test_bad_backend_and_device():
         Predictor("glmc_resnet32_w16", backend="tf")
     with pytest.raises(InferenceError, match="needs an .onnx file"):
         Predictor("glmc_resnet32_w16", backend="onnx")
-    with pytest.raises(InferenceError, match="--device"):
+    with pytest.raises(DeviceError, match="--device 'tpu': use auto, cpu, cuda or cuda:N"):
         Predictor(backend="torch", device="tpu")
 
 
@@ -108,6 +102,10 @@ def test_cuda_requested_without_gpu_says_why(w16_onnx, w16_folder):
         Predictor(str(w16_folder), device="cuda")
     with pytest.raises(InferenceError, match="--device cuda: this onnxruntime has no CUDA provider"):
         Predictor(str(w16_onnx), device="cuda")
+    with pytest.raises(InferenceError, match="--device cuda:1: "):  # a GPU index: named as given
+        Predictor(str(w16_folder), device="cuda:1")
+    with pytest.raises(InferenceError, match="--device cuda:1: this onnxruntime has no CUDA provider"):
+        Predictor(str(w16_onnx), device="cuda:1")
 
 
 @pytest.mark.skipif(not os.environ.get("GLMC_ZOO_ORT_GPU"), reason=(

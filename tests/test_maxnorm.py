@@ -12,9 +12,10 @@ import pytest
 import torch
 from conftest import PINNED
 
+from glmc_zoo.errors import TrainError
 from glmc_zoo.hub import create_model
 from glmc_zoo.training.configs import apply_overrides, get_config
-from glmc_zoo.training.loop import TrainError, train
+from glmc_zoo.training.loop import train
 from glmc_zoo.training.maxnorm import (
     cb_softmax_loss,
     effective_number_weights,

@@ -214,7 +214,7 @@ def test_no_shortcut_keys_in_the_cifar_net():
 
 
 def test_unpublished_weights_say_so():
-    from glmc_zoo.models.glmc_resnet import WeightsNotAvailableError
+    from glmc_zoo.errors import WeightsNotAvailableError
 
     with pytest.raises(WeightsNotAvailableError, match="not on the Hub.*glmc-zoo convert CKPT --arch glmc_resnet32"):
         timm.create_model("glmc_resnet32.cifar100_lt_if100", pretrained=True)
@@ -224,8 +224,8 @@ def test_unpublished_weights_say_so():
 
 def test_withdrawn_weights_name_their_replacement():
     """The 30-epoch weights glmc-zoo 0.1.0 shipped stay a known name: loading them names what replaced them."""
+    from glmc_zoo.errors import WeightsNotAvailableError
     from glmc_zoo.inference import DEFAULT_MODEL
-    from glmc_zoo.models.glmc_resnet import WeightsNotAvailableError
 
     old = "glmc_resnet32_w16.cifar10_lt_if100_jpeg"
     ws = get_weights(old)

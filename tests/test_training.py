@@ -10,9 +10,10 @@ import pytest
 import torch
 from conftest import PINNED
 
-from glmc_zoo.training.configs import ConfigError, apply_overrides, get_config, list_configs
+from glmc_zoo.errors import ConfigError, TrainError
+from glmc_zoo.training.configs import apply_overrides, get_config, list_configs
 from glmc_zoo.training.data import load_image_folder
-from glmc_zoo.training.loop import TrainError, train
+from glmc_zoo.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -177,7 +178,7 @@ def test_file_data_augments_the_same_whatever_the_workers_ranks_or_resume_point(
 def test_a_file_that_breaks_mid_run_stops_with_a_checkpoint_and_resumes_exactly(tmp_path, large_image_folder):
     import shutil
 
-    from glmc_zoo.training.data import DataError
+    from glmc_zoo.errors import DataError
 
     root = tmp_path / "data"
     shutil.copytree(large_image_folder, root)
@@ -206,7 +207,7 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
     recorded file by file in split.json."""
     import shutil
 
-    from glmc_zoo.training.data import DataError
+    from glmc_zoo.errors import DataError
 
     own = tmp_path / "own"
     for name, n in (("airplane", 30), ("cat", 12), ("ship", 5)):  # already long-tailed, as a user's data is
@@ -235,7 +236,8 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
     assert "test split: 20% of each class held out (9 images, listed in split.json)" in run_report(tmp_path / "run")
     card = (tmp_path / "run" / "model" / "README.md").read_text()
     assert "9 test images held out from the same folder (20% of each class" in card
-    from glmc_zoo.hub import ModelLoadError, create_model
+    from glmc_zoo.errors import ModelLoadError
+    from glmc_zoo.hub import create_model
 
     with pytest.raises(ModelLoadError, match=r"a training run directory, not a weights folder; give its final model"):
         create_model(str(tmp_path / "run"))  # the run directory given where its model is meant
@@ -284,7 +286,8 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
 def test_unreadable_files_and_empty_classes_are_named_before_training(tmp_path, large_image_folder):
     import shutil
 
-    from glmc_zoo.training.data import DataError, load_data
+    from glmc_zoo.errors import DataError
+    from glmc_zoo.training.data import load_data
 
     root = tmp_path / "data"
     shutil.copytree(large_image_folder, root)

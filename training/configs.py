@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, fields, replace
 
 from glmc_zoo._meta import NORMALIZATION
-from glmc_zoo.errors import ConfigError, did_you_mean  # noqa: F401  (ConfigError re-exported)
+from glmc_zoo.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)

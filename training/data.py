@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from glmc_zoo._meta import NORMALIZATION
-from glmc_zoo.errors import DataError  # noqa: F401  (re-exported)
+from glmc_zoo.errors import DataError
 from glmc_zoo.evaluation import list_class_folder as _list_folder
 from glmc_zoo.evaluation import shot_groups  # noqa: F401  (re-exported)
 from glmc_zoo.training.configs import TrainConfig

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from glmc_zoo.cpu import has_native_bf16
+from glmc_zoo.devices import parse_device
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 from glmc_zoo.registry import WeightSet
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
@@ -100,12 +101,17 @@ def resolve_compile(setting: str, device: torch.device, precision: str) -> tuple
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
+    """`device` (the one vocabulary, `glmc_zoo.devices`) as a torch device that is here."""
+    kind, index = parse_device(device)
+    if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
         raise TrainError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
                          f"cuda build {torch.version.cuda}). Use --device cpu.")
-    return torch.device(device)
+    if index is not None and index >= torch.cuda.device_count():
+        raise TrainError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0. "
+                         f"Use --device cuda:0 (or cuda).")
+    return torch.device(kind if index is None else f"cuda:{index}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -126,10 +126,10 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     from glmc_zoo.training.loop import _evaluate, _plot_curves, resolve_precision
 
     state = resume_state(resume, cfg, stop_after)
-    model, first = load_first_stage(cfg.init)
+    model, first_ws = load_first_stage(cfg.init)
     data = data or load_data(cfg, download=download)
-    if first is not None and first.class_counts and list(first.class_counts) != list(data.class_counts):
-        raise TrainError(f"--init {cfg.init}: the first stage was trained on class counts {list(first.class_counts)}, "
+    if first_ws is not None and first_ws.class_counts and list(first_ws.class_counts) != list(data.class_counts):
+        raise TrainError(f"--init {cfg.init}: the first stage was trained on class counts {list(first_ws.class_counts)}, "
                          f"this config's data has {data.class_counts}: give the config of the data it was trained on")
     if model.pretrained_cfg.get("num_classes", len(data.classes)) != len(data.classes):
         raise TrainError(f"--init {cfg.init}: {model.pretrained_cfg['num_classes']} classes, the data has "
@@ -245,9 +245,9 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
         p.requires_grad_(True)
     model = model.cpu().eval()
     first_stage = dict(init=cfg.init)
-    if first is not None:
-        first_stage.update(metrics=dict(first.metrics) or None, metrics_kind=first.metrics_kind, recipe=first.recipe,
-                           command=first.provenance.get("command"))
+    if first_ws is not None:
+        first_stage.update(metrics=dict(first_ws.metrics) or None, metrics_kind=first_ws.metrics_kind, recipe=first_ws.recipe,
+                           command=first_ws.provenance.get("command"))
     save_pretrained(model, run.model, WeightSet.local(
         model.pretrained_cfg, metrics=measured, metrics_kind="measured", per_class=per_class,
         metrics_source=f"Measured at the final epoch ({cfg.epochs}) of the MaxNorm stage on the {len(data.test)}-image "

@@ -27,7 +27,7 @@ from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 from timm.models.resnet import Bottleneck, ResNet
 
-from glmc_zoo.errors import WeightsNotAvailableError  # noqa: F401  (re-exported)
+from glmc_zoo.errors import WeightsNotAvailableError
 from glmc_zoo.registry import WEIGHTS, WeightSet
 
 __all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet", "WeightSet", "WEIGHTS"]
