@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from glmc_zoo._meta import __version__
-from glmc_zoo.errors import ExportError, VerificationFailed  # noqa: F401  (VerificationFailed re-exported)
+from glmc_zoo.errors import ExportError, VerificationFailed
 
 FP32_ATOL = 1e-4  # |logit difference| allowed on small logits, fp32
 FP32_RTOL = 1e-5  # ... plus this fraction of the largest |logit| of the batch (large logits, e.g. 1,000)

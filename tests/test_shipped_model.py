@@ -42,7 +42,7 @@ def test_loads_offline_with_no_cache(tmp_path):
 
 
 def test_accuracy_on_a_fixed_real_subset(cifar_root):
-    from glmc_zoo.training.evaluate import evaluate_model
+    from glmc_zoo.evaluation import evaluate_model
 
     m = evaluate_model(DEFAULT_MODEL, cifar_root, per_class_limit=100)
     card_top1 = glmc_zoo.get_weights(DEFAULT_MODEL).metrics["top1"]

@@ -48,7 +48,7 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
 
     # One preprocessing: the run's reported top-1 is what `eval` and `predict` compute on the same files
     from glmc_zoo.inference import Predictor
-    from glmc_zoo.training.evaluate import evaluate_model
+    from glmc_zoo.evaluation import evaluate_model
 
     ev = evaluate_model(str(out / "model"), cifar_root, per_class_limit=100, device="cpu")
     assert ev["n"] == 1000 and ev["top1"] == metrics["top1"]
