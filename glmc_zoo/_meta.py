@@ -1,6 +1,6 @@
 """Package-wide constants kept in one place."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0.dev0"
 
 #: The Hugging Face Hub organisation under which every glmc-zoo weight set is (to be) published.
 HF_ORG = "glmc-zoo"

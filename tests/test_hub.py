@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from glmc_zoo import __version__
 from glmc_zoo.convert import convert_checkpoint
 from glmc_zoo.errors import CheckpointError, ModelLoadError, PushError
 from glmc_zoo.hub import create_model, save_pretrained
@@ -69,7 +70,7 @@ def test_weight_metadata_round_trips_through_the_glmc_block(tmp_path):
     for key in ("metrics", "metrics_kind", "metrics_source", "per_class", "plain_head", "class_counts", "recipe",
                 "trained_by"):
         assert getattr(back, key) == getattr(ws, key), key
-    assert back.provenance.pop("glmc_zoo_version") and back.provenance == ws.provenance
+    assert back.provenance.pop("glmc_zoo_version") == __version__ and back.provenance == ws.provenance
     assert back.name == "glmc_resnet32_w16" and back.availability == "local" and back.labels[3] == "cat"
     card = (tmp_path / "w" / "README.md").read_text()
     assert "## Measured accuracy" in card and "| cat | 108 | 61.00 |" in card and "plain head `fc`" in card

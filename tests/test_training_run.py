@@ -47,8 +47,8 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     assert model.pretrained_cfg["label_names"][3] == "cat"
 
     # One preprocessing: the run's reported top-1 is what `eval` and `predict` compute on the same files
-    from glmc_zoo.inference import Predictor
     from glmc_zoo.evaluation import evaluate_model
+    from glmc_zoo.inference import Predictor
 
     ev = evaluate_model(str(out / "model"), cifar_root, per_class_limit=100, device="cpu")
     assert ev["n"] == 1000 and ev["top1"] == metrics["top1"]
