@@ -20,7 +20,7 @@ import torch
 
 from glmc_zoo.card import model_card
 from glmc_zoo.errors import ModelLoadError, OutputExistsError, did_you_mean, error_text
-from glmc_zoo.registry import CONFIG_NAME, WeightSet, get_weights, read_config, weight_set_name
+from glmc_zoo.registry import CONFIG_NAME, WeightSet, check_config, get_weights, read_config, weight_set_name
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
@@ -31,7 +31,7 @@ CARD_NAME = "README.md"
 # ---------------------------------------------------------------------------------------------
 
 
-def create_model(ref: str, pretrained: bool = True, **kwargs) -> torch.nn.Module:
+def create_model(ref: str | os.PathLike, pretrained: bool = True, **kwargs) -> torch.nn.Module:
     """Build a GLMC model from any reference, in eval mode:
 
     - a registry name or `arch.tag` (`glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg`);
@@ -42,6 +42,7 @@ def create_model(ref: str, pretrained: bool = True, **kwargs) -> torch.nn.Module
 
     import glmc_zoo  # noqa: F401  (registers the architectures)
 
+    ref = os.fspath(ref)  # a Path to a weights folder works as its string does
     if not ref.startswith(("hf-hub:", "local-dir:")) and (os.sep in ref or Path(ref).is_dir()):
         ref = f"local-dir:{ref}"
     if ref.startswith("local-dir:"):
@@ -79,17 +80,7 @@ def _check_weights_folder(path: Path) -> None:
     if missing:
         raise ModelLoadError(f"{path}: missing {', '.join(missing)}. A weights folder holds {WEIGHTS_NAME} and "
                              f"{CONFIG_NAME} (write one with `glmc-zoo convert` or `glmc_zoo.hub.save_pretrained`).")
-    config = read_config(path)
-    arch = config.get("architecture")
-    if not isinstance(arch, str) or not arch:
-        raise ModelLoadError(f"{path / CONFIG_NAME}: no \"architecture\" (the timm model name, e.g. "
-                             f"\"glmc_resnet32_w16\"). Restore the file (copy or convert the weights folder again).")
-    labels, n = config.get("label_names"), config.get("num_classes")
-    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
-        raise ModelLoadError(f"{path / CONFIG_NAME}: \"label_names\" must be a list of class names")
-    if labels is not None and isinstance(n, int) and len(labels) != n:
-        raise ModelLoadError(f"{path / CONFIG_NAME}: {len(labels)} label_names for {n} classes (num_classes); give one "
-                             f"name per class, in the order of the model's outputs")
+    check_config(read_config(path), str(path / CONFIG_NAME))
     from safetensors import SafetensorError, safe_open
 
     try:  # reads the header only: a truncated or foreign file is named here, not deep inside timm

@@ -6,6 +6,7 @@ records into timm's `default_cfgs`; `pretrained=True` checks and the CLI's listi
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from glmc_zoo.errors import ModelLoadError
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
 __all__ = ["AVAILABILITY", "CONFIG_NAME", "DEFAULT_TAGS", "METRICS_KINDS", "WEIGHTS", "WeightSet", "architectures",
-           "default_weights", "get_weights", "read_config", "weight_set_name", "weight_sets"]
+           "check_config", "default_weights", "get_weights", "read_config", "weight_set_name", "weight_sets"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -53,6 +54,27 @@ def read_config(directory: str | Path) -> dict:
         raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. "
                              f"Restore the file (copy or convert the weights folder again).")
     return cfg
+
+
+def check_config(config: dict, where: str) -> None:
+    """The timm fields of a weights folder's config.json that loading and reading rely on; `ModelLoadError`
+    naming `where`, the field and the fix."""
+    restore = "Restore the file (copy or convert the weights folder again)."
+    arch = config.get("architecture")
+    if not isinstance(arch, str) or not arch:
+        raise ModelLoadError(f"{where}: no \"architecture\" (the timm model name, e.g. \"glmc_resnet32_w16\"). {restore}")
+    pre = config.get("pretrained_cfg")
+    if pre is not None and not isinstance(pre, dict):
+        raise ModelLoadError(f"{where}: \"pretrained_cfg\" is a {type(pre).__name__}, not an object. {restore}")
+    tag = (pre or {}).get("tag")
+    if tag is not None and not isinstance(tag, str):
+        raise ModelLoadError(f"{where}: pretrained_cfg.tag is {tag!r}, not a name. {restore}")
+    labels, n = config.get("label_names"), config.get("num_classes")
+    if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+        raise ModelLoadError(f"{where}: \"label_names\" must be a list of class names")
+    if labels is not None and isinstance(n, int) and len(labels) != n:
+        raise ModelLoadError(f"{where}: {len(labels)} label_names for {n} classes (num_classes); give one "
+                             f"name per class, in the order of the model's outputs")
 
 
 def weight_set_name(cfg: dict, fallback: str = "") -> str:
@@ -164,6 +186,7 @@ class WeightSet:
         """The record of a weights folder from its config.json (a timm config with the `glmc` block), in this
         release's format or as glmc-zoo 0.1 / 0.2 wrote it. `ModelLoadError` naming `where` and the key when
         the block is not what glmc-zoo writes."""
+        check_config(config, where)
         cfg = dict(config.get("pretrained_cfg") or {})
         for key in ("num_classes", "label_names"):
             if key not in cfg and key in config:
@@ -172,7 +195,7 @@ class WeightSet:
         if not isinstance(block, dict):
             raise ModelLoadError(f"{where}: \"glmc\" is a {type(block).__name__}, not an object. Restore the file "
                                  f"(copy or convert the weights folder again).")
-        return cls(weight_set_name(cfg, str(config.get("architecture") or "glmc")), cfg, "local",
+        return cls(weight_set_name(cfg, config["architecture"]), cfg, "local",
                    "a weights folder", **_read_block(block, where))
 
 
@@ -207,9 +230,12 @@ def _read_block(block: dict, where: str) -> dict:
                                  f"weights folder again).")
 
     def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    check("metrics", lambda m: isinstance(m, dict) and all(number(v) for v in m.values()), "not an object of numbers")
+    def numbers(d, missing_ok: bool = False) -> bool:
+        return isinstance(d, dict) and all(number(v) or (missing_ok and v is None) for v in d.values())
+
+    check("metrics", numbers, "not an object of finite numbers")
     if b.get("metrics"):
         check("metrics_kind", lambda k: k in METRICS_KINDS, f"not one of {METRICS_KINDS}")
         if b.get("metrics_kind") is None:
@@ -217,8 +243,8 @@ def _read_block(block: dict, where: str) -> dict:
                                  f"the file (copy or convert the weights folder again).")
     check("class_counts", lambda c: isinstance(c, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
                                                                for n in c), "not a list of image counts")
-    check("per_class", lambda d: isinstance(d, dict), "not an object")
-    check("plain_head", lambda d: isinstance(d, dict), "not an object")
+    check("per_class", lambda d: numbers(d, missing_ok=True), "not an object of finite numbers (or null)")
+    check("plain_head", numbers, "not an object of finite numbers")
     typed = {k: b.pop(k, None) for k in _BLOCK_KEYS}
     metrics = dict(typed["metrics"] or {})
     return dict(typed, metrics=metrics, metrics_kind=typed["metrics_kind"] if metrics else None,

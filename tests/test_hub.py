@@ -118,12 +118,15 @@ def test_folders_written_by_earlier_releases_are_read(tmp_path):
 
 @pytest.mark.parametrize("block, says", [
     ([1, 2], '"glmc" is a list, not an object'),
-    (dict(metrics="high", metrics_kind="measured"), "glmc.metrics is 'high', not an object of numbers"),
-    (dict(metrics=dict(top1=True), metrics_kind="measured"), "not an object of numbers"),
+    (dict(metrics="high", metrics_kind="measured"), "glmc.metrics is 'high', not an object of finite numbers"),
+    (dict(metrics=dict(top1=True), metrics_kind="measured"), "not an object of finite numbers"),
+    (dict(metrics=dict(top1=float("inf")), metrics_kind="measured"), "not an object of finite numbers"),
     (dict(metrics=dict(top1=50.0)), "glmc.metrics without glmc.metrics_kind"),
     (dict(metrics=dict(top1=50.0), metrics_kind="guessed"), "glmc.metrics_kind is 'guessed', not one of"),
     (dict(class_counts=[5, -1]), "glmc.class_counts is [5, -1], not a list of image counts"),
     (dict(per_class=[1.0]), "glmc.per_class is [1.0], not an object"),
+    (dict(per_class=dict(cat="x")), "glmc.per_class is {'cat': 'x'}, not an object of finite numbers (or null)"),
+    (dict(plain_head=dict(top1=None)), "glmc.plain_head is {'top1': None}, not an object of finite numbers"),
 ])
 def test_a_damaged_glmc_block_is_named(tmp_path, block, says):
     folder = _with_block(tmp_path, "w", block)
@@ -136,6 +139,22 @@ def test_a_damaged_glmc_block_is_named(tmp_path, block, says):
 
     r = CliRunner().invoke(app, ["info", str(folder)])
     assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(pretrained_cfg=[1, 2]), '"pretrained_cfg" is a list, not an object'),
+    (dict(architecture=5), 'no "architecture" (the timm model name'),
+    (dict(architecture=None), 'no "architecture" (the timm model name'),
+    (dict(pretrained_cfg=dict(tag=["x"])), "pretrained_cfg.tag is ['x'], not a name"),
+    (dict(label_names="cat"), '"label_names" must be a list of class names'),
+])
+def test_a_damaged_config_is_named_the_same_when_read_and_when_loaded(tmp_path, change, says):
+    folder = save_pretrained(_trained_like(), tmp_path / "w")
+    (folder / "config.json").write_text(json.dumps(dict(read_config(folder), **change)))
+    for read in (WeightSet.from_folder, create_model):
+        with pytest.raises(ModelLoadError, match="config.json") as e:
+            read(folder)
+        assert says in str(e.value), (read, str(e.value))
 
 
 def test_missing_files_are_named(tmp_path):
