@@ -183,6 +183,7 @@ def test_two_writers_never_share_a_run_folder(tmp_path, cifar_root):
     from glmc_zoo.training.rundir import RunDir
 
     assert (out / "checkpoint.pt").is_file()
+    assert f"the stop was asked by SIGTERM (received by process {first.pid})" in (out / "run.log").read_text()
     with RunDir(out).claim(resume=out) as run:
         assert run.is_run() and not run.is_finished()
 

@@ -94,10 +94,12 @@ class StopSignals:
 
     def __init__(self):
         self.requested = False
+        self.received: str | None = None  # the signal's name, for the run's log ("SIGTERM")
         self._old: dict = {}
 
     def _handler(self, signum, frame) -> None:
         self.requested = True
+        self.received = signal.Signals(signum).name
 
     def __enter__(self) -> StopSignals:
         try:

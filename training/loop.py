@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shlex
 import sys
 import time
@@ -198,6 +199,8 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
             ended = _one_epoch(r, epoch, lambda step, epoch=epoch: r.ranks.any(
                 signals.requested or (should_stop is not None and should_stop(epoch, step))))
             if ended.interrupted:
+                if signals.received:  # who stopped it: a signal (from a user, a scheduler, a session's end)
+                    r.log(f"the stop was asked by {signals.received} (received by process {os.getpid()})")
                 return dict(interrupted=True, epoch=epoch, step=ended.done)
             metrics, stop = _end_of_epoch(r, epoch, ended, stop_after, metrics)
             if stop is not None:

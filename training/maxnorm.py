@@ -202,6 +202,8 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
                     checkpoint(epoch, step + 1, gen, sums)
                     log(out, f"stopped at epoch {epoch + 1}, step {step + 1}: checkpoint saved; continue with "
                              f"--resume {out}", progress)
+                    if signals.received:
+                        log(out, f"the stop was asked by {signals.received}", progress)
                     return dict(interrupted=True, epoch=epoch, step=step + 1)
             if cfg.maxnorm_every == "epoch":
                 projected = project_rows_(head.weight, radius)
