@@ -179,11 +179,27 @@ def info(
     if fmt == Fmt.json:
         typer.echo(json.dumps(data, indent=2, default=list))
         return
-    flat = dict(data.get("pretrained_cfg", {}), **{k: v for k, v in data.items() if k != "pretrained_cfg"})
-    for k, v in flat.items():
-        if k == "label_names" and isinstance(v, (list, tuple)) and len(v) > 12:
-            v = f"{list(v[:10])} ... ({len(v)} labels)"
+    for k, v in _info_rows(data).items():
         typer.echo(f"{k:>18}: {v}")
+
+
+def _info_rows(data: dict) -> dict:
+    """`info`'s table: the pretrained cfg, then the weight set's record a field a row (what `--format json`
+    prints whole, shortened where a row would not fit: labels, per-class numbers, the training config)."""
+    rows = dict(data["pretrained_cfg"], name=data["name"])
+    weights = dict(data["weights"])
+    provenance = weights.pop("provenance", None) or {}
+    for k, v in weights.items():
+        if k not in ("name", "num_classes", "transforms") and v not in (None, {}, [], ""):
+            rows[k] = v
+    for k, v in provenance.items():
+        rows[k] = f"{len(v)} keys (--format json shows them)" if isinstance(v, dict) and len(str(v)) > 120 else v
+    if isinstance(rows.get("label_names"), (list, tuple)) and len(rows["label_names"]) > 12:
+        rows["label_names"] = f"{list(rows['label_names'][:10])} ... ({len(rows['label_names'])} labels)"
+    if isinstance(rows.get("per_class"), dict):
+        rows["per_class"] = ", ".join(f"{c} {'-' if a is None else a}" for c, a in list(rows["per_class"].items())[:12]) \
+            + (f" ... ({len(rows['per_class'])} classes)" if len(rows["per_class"]) > 12 else "")
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------

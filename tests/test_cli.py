@@ -44,6 +44,11 @@ def test_list_and_info():
     assert data["weights"]["metrics_kind"] == "reported" and "glmc-zoo convert" in data["weights"]["note"]
     bad = run("info", "glmc_nope")
     assert bad.exit_code == 2 and "unknown model" in bad.output
+    # the table: the record a field a row (per-class numbers on one line, a long training config summarised)
+    rows = dict(line.strip().split(": ", 1) for line in run("info", "glmc_resnet32_w16").output.splitlines())
+    assert rows["metrics_kind"] == "measured" and rows["per_class"].startswith("airplane 78.0, automobile 89.5")
+    assert rows["train_config"].endswith("keys (--format json shows them)") and rows["trained_by"] == "glmc-zoo"
+    assert rows["name"] == "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg" and "weights" not in rows
 
 
 def test_predict_formats_and_exit_codes(w16_folder, tmp_path):
