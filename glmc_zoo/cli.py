@@ -535,13 +535,30 @@ def bundle(
                                                                    "processor name).")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Folder to write NAME/ into (default: the installed "
                                                               "package's weights/ folder).")] = None,
+    onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Also write the folder's model.onnx, verified against "
+                                                              "PyTorch on the bundled sample images (as shipped).")] = True,
 ) -> None:
-    """Ship a finished run as a weight set: safetensors, config with its final-epoch metrics, card."""
+    """Ship a finished run as a weight set: safetensors, config with its final-epoch metrics, card, verified .onnx."""
     try:
         from glmc_zoo.training.bundle import bundle_run
     except ImportError as e:
         raise _fail(f"bundling needs the training extra: pip install 'glmc-zoo[train]' ({e})") from None
-    typer.echo(str(bundle_run(run_dir, name, data, root, machine)))
+    if onnx:
+        try:
+            from glmc_zoo.export.onnx import export_onnx
+        except ImportError as e:
+            raise _fail(f"the .onnx needs the onnx extra: pip install 'glmc-zoo[onnx]' ({e}); or give --no-onnx") from None
+    folder = bundle_run(run_dir, name, data, root, machine)
+    typer.echo(f"wrote {folder}")
+    if onnx:  # the weights folder is whole already: a failed check leaves it without model.onnx, and says so
+        from glmc_zoo.samples import sample_images
+
+        try:
+            report = export_onnx(str(folder), folder / "model.onnx", verify_images=[str(p) for p in sample_images()])
+        except VerificationFailed as e:
+            raise VerificationFailed(f"{folder} was written without model.onnx: {e}") from e
+        typer.echo(report.summary())
+        typer.echo(f"wrote {folder / 'model.onnx'}")
 
 
 def main() -> None:  # pragma: no cover

@@ -91,6 +91,21 @@ def test_a_finished_run_bundles_into_a_weight_set(tmp_path, tiny_lt):
     assert " h for 2 epochs" in cfg["glmc"]["training_time"] and "median epoch " in cfg["glmc"]["training_time"]
     assert "standard (LDAM) split" in cfg["glmc"]["split_file"]  # the split the run used (its split.json)
     assert "file" not in cfg["pretrained_cfg"]  # no path of this machine in a saved weight set
+    # the command ships it as the package does: the folder and its verified .onnx, which predicts as PyTorch does
+    from typer.testing import CliRunner
+
+    from glmc_zoo.cli import app
+    from glmc_zoo.inference import Predictor
+    from glmc_zoo.samples import sample_images
+
+    r = CliRunner().invoke(app, ["bundle", str(out), "glmc_resnet32_w16.smoke", "--data", "CIFAR-10 JPEG subset",
+                                 "--root", str(tmp_path / "cli")])
+    shipped = tmp_path / "cli" / "glmc_resnet32_w16.smoke"
+    assert r.exit_code == 0 and f"wrote {shipped / 'model.onnx'}" in r.output, r.output
+    assert sorted(p.name for p in shipped.iterdir()) == ["README.md", "config.json", "model.onnx", "model.safetensors"]
+    images = [str(p) for p in sample_images()]
+    onnx_top = [p.predictions[0]["index"] for p in Predictor(str(shipped / "model.onnx")).predict(images)]
+    assert onnx_top == [p.predictions[0]["index"] for p in Predictor(str(shipped), backend="torch").predict(images)]
     import glmc_zoo
     from glmc_zoo.training.bundle import bundle_root
 
