@@ -86,8 +86,9 @@ def resolve_compile(setting: str, device: torch.device, precision: str) -> tuple
 
     auto decides by what was measured side by side (benchmarks/train_throughput.py, width 16):
     on CUDA, and on a CPU training in native bf16 (Xeon with AMX, batch 128: compiled 345 img/s
-    against 272 eager) it pays; in fp32 on a CPU it does not (AMD EPYC, AVX2, batch 64: the compiled
-    GLMC step 0.97x the eager one, after about 2 minutes of compiling), so it stays off there.
+    against 272 eager) it pays; in fp32 on a CPU it does not reliably (AMD EPYC, AVX2: the compiled GLMC
+    step 0.94x the eager one at batch 64 and 1.10x at 128, rounds differing by about 10%, after minutes of
+    compiling at every start and resume), so it stays off there.
     """
     if setting == "on":
         return True, "compile=on"
