@@ -109,7 +109,7 @@ def _open_session(ort, path: Path, opts, device: str, available: list[str], tens
         if session is not None:
             if "CUDAExecutionProvider" in session.get_providers():
                 providers = "/".join(p.removesuffix("ExecutionProvider") for p in session.get_providers())
-                return session, given if index is not None else "cuda", f"onnxruntime {providers}"
+                return session, "cuda" if index is None else f"cuda:{index}", f"onnxruntime {providers}"
             why_not_gpu = "the CUDA provider did not start (no GPU visible, or its CUDA/cuDNN libraries are missing)"
         if device == "cuda":
             raise InferenceError(f"--device {given}: {why_not_gpu}. Check the CUDA and cuDNN libraries that "
@@ -145,8 +145,11 @@ class TorchBackend:
         if index is not None and index >= torch.cuda.device_count():
             raise InferenceError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), "
                                  f"numbered from 0. Use --device cuda:0 (or cuda).")
-        self.device = device if kind == "cuda" else "cuda" if kind == "auto" and torch.cuda.is_available() else "cpu"
-        self.device_note = self.device if device != "auto" or self.device == "cuda" else "cpu (torch sees no CUDA device)"
+        if kind == "cuda":  # as given (cuda, cuda:N), in torch's spelling
+            self.device = "cuda" if index is None else f"cuda:{index}"
+        else:
+            self.device = "cuda" if kind == "auto" and torch.cuda.is_available() else "cpu"
+        self.device_note = self.device if kind != "auto" or self.device == "cuda" else "cpu (torch sees no CUDA device)"
         try:
             self.model = create_model(model, pretrained=True).to(self.device)
         except ModelLoadError as e:

@@ -40,6 +40,8 @@ METRICS_KINDS = ("measured", "reported")
 
 #: A weights folder's timm config, with the `glmc` block `WeightSet` reads and writes.
 CONFIG_NAME = "config.json"
+#: The fix every message about a damaged config.json ends with.
+_RESTORE = "Restore the file (copy or convert the weights folder again)."
 
 
 def read_config(directory: str | Path) -> dict:
@@ -48,27 +50,24 @@ def read_config(directory: str | Path) -> dict:
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{path}: not valid JSON ({e}). Restore the file (copy or convert the weights "
-                             f"folder again).") from e
+        raise ModelLoadError(f"{path}: not valid JSON ({e}). {_RESTORE}") from e
     if not isinstance(cfg, dict):
-        raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. "
-                             f"Restore the file (copy or convert the weights folder again).")
+        raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. {_RESTORE}")
     return cfg
 
 
 def check_config(config: dict, where: str) -> None:
     """The timm fields of a weights folder's config.json that loading and reading rely on; `ModelLoadError`
     naming `where`, the field and the fix."""
-    restore = "Restore the file (copy or convert the weights folder again)."
     arch = config.get("architecture")
     if not isinstance(arch, str) or not arch:
-        raise ModelLoadError(f"{where}: no \"architecture\" (the timm model name, e.g. \"glmc_resnet32_w16\"). {restore}")
+        raise ModelLoadError(f"{where}: no \"architecture\" (the timm model name, e.g. \"glmc_resnet32_w16\"). {_RESTORE}")
     pre = config.get("pretrained_cfg")
     if pre is not None and not isinstance(pre, dict):
-        raise ModelLoadError(f"{where}: \"pretrained_cfg\" is a {type(pre).__name__}, not an object. {restore}")
+        raise ModelLoadError(f"{where}: \"pretrained_cfg\" is a {type(pre).__name__}, not an object. {_RESTORE}")
     tag = (pre or {}).get("tag")
     if tag is not None and not isinstance(tag, str):
-        raise ModelLoadError(f"{where}: pretrained_cfg.tag is {tag!r}, not a name. {restore}")
+        raise ModelLoadError(f"{where}: pretrained_cfg.tag is {tag!r}, not a name. {_RESTORE}")
     labels, n = config.get("label_names"), config.get("num_classes")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise ModelLoadError(f"{where}: \"label_names\" must be a list of class names")
@@ -193,8 +192,7 @@ class WeightSet:
                 cfg[key] = config[key]
         block = config.get("glmc") or {}
         if not isinstance(block, dict):
-            raise ModelLoadError(f"{where}: \"glmc\" is a {type(block).__name__}, not an object. Restore the file "
-                                 f"(copy or convert the weights folder again).")
+            raise ModelLoadError(f"{where}: \"glmc\" is a {type(block).__name__}, not an object. {_RESTORE}")
         return cls(weight_set_name(cfg, config["architecture"]), cfg, "local",
                    "a weights folder", **_read_block(block, where))
 
@@ -226,8 +224,7 @@ def _read_block(block: dict, where: str) -> dict:
 
     def check(key: str, ok, what: str) -> None:
         if b.get(key) is not None and not ok(b[key]):
-            raise ModelLoadError(f"{where}: glmc.{key} is {b[key]!r}, {what}. Restore the file (copy or convert the "
-                                 f"weights folder again).")
+            raise ModelLoadError(f"{where}: glmc.{key} is {b[key]!r}, {what}. {_RESTORE}")
 
     def number(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -239,8 +236,7 @@ def _read_block(block: dict, where: str) -> dict:
     if b.get("metrics"):
         check("metrics_kind", lambda k: k in METRICS_KINDS, f"not one of {METRICS_KINDS}")
         if b.get("metrics_kind") is None:
-            raise ModelLoadError(f"{where}: glmc.metrics without glmc.metrics_kind (one of {METRICS_KINDS}). Restore "
-                                 f"the file (copy or convert the weights folder again).")
+            raise ModelLoadError(f"{where}: glmc.metrics without glmc.metrics_kind (one of {METRICS_KINDS}). {_RESTORE}")
     check("class_counts", lambda c: isinstance(c, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
                                                                for n in c), "not a list of image counts")
     check("per_class", lambda d: numbers(d, missing_ok=True), "not an object of finite numbers (or null)")

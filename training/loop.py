@@ -450,19 +450,26 @@ def _finish(r: _Run, metrics: dict, command: str | None) -> dict:
     run.write_final(final)
     plot_per_class(metrics, data.class_counts, data.classes, r.out / "per_class_accuracy.png")
     plot_confusion(metrics, data.classes, r.out / "confusion_matrix.png")
+    model = r.model.to(memory_format=torch.contiguous_format).cpu()
+    save_pretrained(model, run.model, final_record(model, cfg, data, metrics, run.started_command() or command or ""))
+    return final
+
+
+def final_record(model, cfg: TrainConfig, data: LongTailedData, metrics: dict, command: str, stage: str = "",
+                 **provenance) -> WeightSet:
+    """The record a run's final weights are saved with: the final-epoch metrics of `fc_cb` (and of the plain head
+    `fc` where evaluated), per class, the class counts, the recipe and how the run was made (+ `provenance`)."""
     measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
     plain = {k: round(metrics[f"fc_{k}"], 2) for k in ("top1", "many", "medium", "few")
              if metrics.get(f"fc_{k}") is not None}
     per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
-    model = r.model.to(memory_format=torch.contiguous_format).cpu()
-    save_pretrained(model, run.model, WeightSet.local(
-        model.pretrained_cfg, metrics=measured, metrics_kind="measured", per_class=per_class, plain_head=plain,
-        metrics_source=f"Measured at the final epoch ({cfg.epochs}) on the {len(data.test)}-image test set; nothing "
-                       f"was selected on it.",
+    return WeightSet.local(
+        model.pretrained_cfg, metrics=measured, metrics_kind="measured", per_class=per_class or None,
+        plain_head=plain or None, metrics_source=f"Measured at the final epoch ({cfg.epochs}){stage} on the "
+                                                 f"{len(data.test)}-image test set; nothing was selected on it.",
         class_counts=tuple(data.class_counts), recipe=cfg.reference or cfg.name, trained_by="glmc-zoo",
-        provenance=dict(dataset=cfg.dataset, train_config=cfg.to_dict(), command=run.started_command() or command or "",
-                        data=_describe_data(cfg, data))))
-    return final
+        provenance=dict(dataset=cfg.dataset, train_config=cfg.to_dict(), command=command,
+                        data=_describe_data(cfg, data), **provenance))
 
 
 def _diverged(out: Path, epoch: int, step: int, loss: float, echo: bool) -> None:

@@ -123,7 +123,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
                   stop_after: int | None, log: Callable[[Path, str, bool], None]) -> dict:
     """The MaxNorm stage as `cfg` says, from `cfg.init`, into the run directory `out`."""
     from glmc_zoo.hub import save_pretrained
-    from glmc_zoo.training.loop import _evaluate, _plot_curves, resolve_precision
+    from glmc_zoo.training.loop import _evaluate, _plot_curves, final_record, resolve_precision
 
     state = resume_state(resume, cfg, stop_after)
     model, first_ws = load_first_stage(cfg.init)
@@ -241,8 +241,6 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     from glmc_zoo.training.metrics import plot_confusion, plot_per_class
     plot_per_class(metrics, data.class_counts, data.classes, out / "per_class_accuracy.png")
     plot_confusion(metrics, data.classes, out / "confusion_matrix.png")
-    measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
-    per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
     for p in model.parameters():
         p.requires_grad_(True)
     model = model.cpu().eval()
@@ -250,15 +248,10 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     if first_ws is not None:
         first_stage.update(metrics=dict(first_ws.metrics) or None, metrics_kind=first_ws.metrics_kind, recipe=first_ws.recipe,
                            command=first_ws.provenance.get("command"))
-    save_pretrained(model, run.model, WeightSet.local(
-        model.pretrained_cfg, metrics=measured, metrics_kind="measured", per_class=per_class,
-        metrics_source=f"Measured at the final epoch ({cfg.epochs}) of the MaxNorm stage on the {len(data.test)}-image "
-                       f"test set; nothing was selected on it.",
-        class_counts=tuple(data.class_counts), recipe=cfg.reference or cfg.name, trained_by="glmc-zoo",
-        provenance=dict(dataset=cfg.dataset, train_config=cfg.to_dict(), command=run.started_command() or command or "",
-                        first_stage=first_stage,
-                        maxnorm=dict(radius=radius, thresh=cfg.maxnorm_thresh, every=cfg.maxnorm_every,
-                                     bn=cfg.maxnorm_bn, cb_beta=cfg.cb_beta))))
+    save_pretrained(model, run.model, final_record(
+        model, cfg, data, metrics, run.started_command() or command or "", stage=" of the MaxNorm stage",
+        first_stage=first_stage, maxnorm=dict(radius=radius, thresh=cfg.maxnorm_thresh, every=cfg.maxnorm_every,
+                                              bn=cfg.maxnorm_bn, cb_beta=cfg.cb_beta)))
     return final
 
 
