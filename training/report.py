@@ -81,7 +81,8 @@ def run_report(run_dir: str | Path) -> str:
     lines += ["", "## Evaluations", "",
               "`fc_cb` is the rebalanced head used at inference (GLMC's reported numbers), `fc` the plain head. "
               "Groups by training images per class: "
-              + ", ".join(f"{g} {rule} ({sizes[g]} classes)" if counts else f"{g} {rule}" for g, rule, _, _ in SHOT_GROUPS)
+              + ", ".join(f"{g} {rule} ({_n_classes(sizes[g])})" if counts else f"{g} {rule}"
+                          for g, rule, _, _ in SHOT_GROUPS)
               + ".", "",
               "| epoch | fc_cb top-1 | fc_cb top-5 | fc_cb many | fc_cb medium | fc_cb few | fc top-1 | fc many | "
               "fc medium | fc few | train loss |",
@@ -117,3 +118,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _n_classes(n: int) -> str:
+    return f"{n} class" if n == 1 else f"{n} classes"
