@@ -20,7 +20,8 @@ import time
 
 import torch
 import torch.multiprocessing as mp
-from _machine import cpu_name
+
+from glmc_zoo.cpu import machine_text as cpu_name
 
 
 def _free_port() -> int:

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_name
 from PIL import Image
 
+from glmc_zoo.cpu import machine_text as cpu_name
 from glmc_zoo.inference import Predictor, bundled_onnx, image_files, load_image
 from glmc_zoo.registry import weight_sets
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _machine import cpu_name
 
+from glmc_zoo.cpu import machine_text as cpu_name
 from glmc_zoo.inference import DEFAULT_MODEL
 
 

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_name
 from PIL import Image
+
+from glmc_zoo.cpu import machine_text as cpu_name
 
 
 def make_photos(folder: Path, n: int, side: int, seed: int = 0) -> list[Path]:

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from _machine import cpu_name
+from glmc_zoo.cpu import machine_text as cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 CAT = str(ROOT / "examples" / "cat.jpg")

@@ -24,7 +24,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from _machine import cpu_name
+
+from glmc_zoo.cpu import machine_text as cpu_name
 
 
 def machine() -> str:

@@ -512,18 +512,28 @@ def eval_cmd(
 
 @command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="The folder `glmc-zoo train -o` wrote.")],
+    run_dirs: Annotated[list[Path], typer.Argument(
+        metavar="RUN_DIR", help="The folder `glmc-zoo train -o` wrote; give several to compare runs side by side.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the Markdown here.")] = None,
+    curves: Annotated[Path | None, typer.Option("--curves", help="Also plot the runs' learning curves (top-1 of both "
+                                                                 "heads against epoch) into this PNG.")] = None,
 ) -> None:
-    """A training run's results as Markdown: every evaluation (both heads), per-class, time, command."""
+    """A training run's results as Markdown: every evaluation (both heads), per-class, time, command.
+    With several runs: one table of their final (or latest, so labelled) evaluations, pace and machine."""
     try:
-        from glmc_zoo.training.report import run_report
+        from glmc_zoo.training.metrics import plot_compare
+        from glmc_zoo.training.report import compare_report, run_report
+        from glmc_zoo.training.rundir import RunDir
     except ImportError as e:
         raise _fail(f"reports need the training extra: pip install 'glmc-zoo[train]' ({e})") from None
-    text = run_report(run_dir)
+    text = run_report(run_dirs[0]) if len(run_dirs) == 1 else compare_report(run_dirs)
     if output:
         write_text_atomic(output, text)
+    if curves:
+        plot_compare([(RunDir(d).config().get("name", d.name), RunDir(d).evals()) for d in run_dirs], curves)
     typer.echo(text, nl=False)
+    if curves:
+        typer.echo(f"wrote {curves}", err=True)  # stdout is the Markdown
 
 
 @command()
@@ -531,8 +541,9 @@ def bundle(
     run_dir: Annotated[Path, typer.Argument(help="A finished run (the folder `glmc-zoo train -o` wrote).")],
     name: Annotated[str, typer.Argument(help="The weight set's arch.tag, e.g. glmc_resnet32_w16.cifar10_lt_if50_e200_jpeg.")],
     data: Annotated[str, typer.Option("--data", help="Where the training data came from (goes into the card).")],
-    machine: Annotated[str | None, typer.Option("--machine", help="The machine it trained on (default: this one's "
-                                                                   "processor name).")] = None,
+    machine: Annotated[str | None, typer.Option("--machine", help="The machine it trained on, for the epochs its log "
+                                                                   "does not name one (logged before glmc-zoo 0.3; "
+                                                                   "default: this machine).")] = None,
     root: Annotated[Path | None, typer.Option("--root", help="Folder to write NAME/ into (default: the installed "
                                                               "package's weights/ folder).")] = None,
     onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Also write the folder's model.onnx, verified against "

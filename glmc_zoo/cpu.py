@@ -38,6 +38,12 @@ def cpu_isa() -> str:
     return " ".join(f for f in ISA_FLAGS if f in flags) or "none of " + "/".join(ISA_FLAGS)
 
 
+def machine_text() -> str:
+    """How every measured figure names this CPU: model, cores and the flags that decide bf16 / int8 speed,
+    e.g. "AMD EPYC 7B13, 2 CPU cores (flags: avx2)"."""
+    return f"{cpu_name()} (flags: {cpu_isa()})"
+
+
 def has_native_bf16() -> bool:
     """bf16 arithmetic in hardware (AVX512-BF16 or AMX-BF16); without it oneDNN emulates bf16."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})

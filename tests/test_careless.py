@@ -189,12 +189,14 @@ def test_two_writers_never_share_a_run_folder(tmp_path, cifar_root):
 
 
 def test_a_failed_write_leaves_the_previous_file_whole_and_no_temporary(tmp_path):
-    from glmc_zoo.atomic import write_text_atomic
+    from glmc_zoo.atomic import write_bytes_atomic, write_text_atomic
 
     out = tmp_path / "out.json"
     write_text_atomic(out, '{"a": 1}')
-    with pytest.raises(UnicodeEncodeError):  # fails half-way through writing the new text
+    with pytest.raises(UnicodeEncodeError):  # text that cannot be encoded
         write_text_atomic(out, '{"b": "' + "x" * 100_000 + "\ud800" + '"}')
+    with pytest.raises(TypeError):  # fails once the temporary file is open
+        write_bytes_atomic(out, '{"c": 3}')
     assert out.read_text() == '{"a": 1}' and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
     with pytest.raises(OSError) as e:  # a part of the path is a file: the error names the target
         write_text_atomic(out / "x.json", "{}")

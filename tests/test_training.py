@@ -84,6 +84,45 @@ def test_training_time_names_an_epoch_that_shared_the_machine(tmp_path):
                                           "(median epoch 110 s, slowest 1132 s)")
 
 
+def test_compare_reads_final_or_latest_and_never_the_best(tmp_path):
+    """`glmc-zoo report A B`: the finished IF 100 run (its epoch 190 scored 79.96, the final 79.70) and a copy cut
+    back to mid-run as a run in progress leaves it (no metrics.json, logs to epoch 57) side by side; and a run that
+    changed machines between sessions gives each machine's pace."""
+    import shutil
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from glmc_zoo.cli import app
+    from glmc_zoo.training.report import compare_report, time_text
+
+    done = ROOT / "runs" / "cifar10_lt_if100_w16"
+    part = tmp_path / "part"
+    shutil.copytree(done, part, ignore=shutil.ignore_patterns("*.png", "model", "checkpoint.pt", "metrics.json"))
+    for name, last in (("train_log.jsonl", 57), ("metrics.jsonl", 57)):
+        rows = [json.loads(x) for x in (part / name).read_text().splitlines()]
+        (part / name).write_text("".join(json.dumps(r) + "\n" for r in rows if r["epoch"] <= last))
+    table = compare_report([done, part]).splitlines()
+    assert "| 200 (final) | 79.70 | 98.66 | 79.00 | 82.50 | - | 71.04 |" in table[2] and "79.96" not in table[2]
+    assert "| 50 (latest; 57/200 epochs done) | 42.41 |" in table[3] and "| 12406 | 100 |" in table[3]
+    assert table[2].endswith("| not recorded |")  # logged before glmc-zoo 0.3 named the machine
+
+    rows = [json.loads(x) for x in (part / "train_log.jsonl").read_text().splitlines()]
+    for r in rows[30:]:
+        r.update(machine="Intel Xeon X, 2 CPU cores (flags: avx2 avx512f amx_bf16)", seconds=r["seconds"] / 2)
+    (part / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = time_text(part)
+    assert "; by machine: median epoch" in text and "over 30 epochs on a machine not recorded" in text
+    assert "over 27 epochs on Intel Xeon X, 2 CPU cores (flags: avx2 avx512f amx_bf16)" in text
+    assert "| Intel Xeon X, 2 CPU cores (flags: avx2 avx512f amx_bf16) |" in compare_report([part])
+
+    r = CliRunner().invoke(app, ["report", str(done), str(part), "--curves", str(tmp_path / "c.png")])
+    assert r.exit_code == 0 and "| 200 (final) |" in r.stdout, r.output
+    assert Image.open(tmp_path / "c.png").size[0] > 400
+    r = CliRunner().invoke(app, ["report", str(done), str(tmp_path)])
+    assert r.exit_code == 2 and "not a training run directory" in r.output and "Traceback" not in r.output
+
+
 def test_resume_with_another_config_is_refused(tmp_path, tiny_lt):
     cfg = _cfg(epochs=1)
     train(cfg, tmp_path / "a", device="cpu", progress=False, data=tiny_lt, should_stop=lambda e, s: s == 0)

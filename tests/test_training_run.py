@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from test_training import RESNET8, _cfg
 
+from glmc_zoo.cpu import machine_text
 from glmc_zoo.training.loop import train
+from glmc_zoo.training.report import time_text
 
 # The learning run trains the CIFAR ResNet at depth 8 (RESNET8), so that GLMC's learning shows in a minute on one core.
 
@@ -33,6 +35,8 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     assert len(lines[-1]["per_class"]) == 10 and 0 <= lines[-1]["fc_top1"] <= 100
     log = (out / "run.log").read_text()
     assert "precision fp32" in log or "precision bf16" in log
+    assert f"device cpu ({machine_text()})" in log and lines[-1]["machine"] == machine_text()  # what ran each epoch
+    assert time_text(out).endswith(f"on {machine_text()}")
     assert "epoch 4/4" in log and "run remaining" in log and "eval epoch 4" in log
     split = json.loads((out / "split.json").read_text())
     assert split["class_counts"] == small_lt.class_counts and len(split["train_indices"]) == len(small_lt.train)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -35,7 +34,6 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
     final-epoch metrics, exact command, training time and machine, and data provenance."""
     from glmc_zoo.hub import create_model, save_pretrained
-    from glmc_zoo.training.report import time_text
 
     run = RunDir(run_dir)
     run_dir = run.path
@@ -61,10 +59,19 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     ws = WeightSet.from_config(cfg, str(run.model / "config.json"))
     ws = dataclasses.replace(ws, trained_by="glmc-zoo", provenance=dict(
         ws.provenance, data=data,
-        training_time=f"{time_text(run_dir)} on {machine or platform.processor() or platform.machine()}",
+        training_time=_time_and_machine(run, machine),
         split_file=f"split.json of the run ({_split_text(run_dir)})",
         command=run.started_command() or ws.provenance.get("command", "")))  # the start, not the last resume
     return save_pretrained(model, Path(root or bundle_root()) / name, ws)
+
+
+def _time_and_machine(run: RunDir, machine: str | None) -> str:
+    """The run's time and pace with the machine each epoch ran on: as its log recorded it (glmc-zoo >= 0.3);
+    epochs logged without one ran on `machine`, by default this one (a run bundled where it trained)."""
+    from glmc_zoo.cpu import machine_text
+    from glmc_zoo.training.report import time_text
+
+    return time_text(run.path, unrecorded=machine or machine_text())
 
 
 def _split_text(run_dir: Path) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glmc_zoo.cpu import has_native_bf16
+from glmc_zoo.cpu import has_native_bf16, machine_text
 from glmc_zoo.devices import parse_device
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
 from glmc_zoo.registry import WeightSet
@@ -211,6 +211,14 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     return _finish(r, metrics, command) if r.ranks.is_main else metrics
 
 
+def device_text(dev: torch.device) -> str:
+    """The machine an epoch ran on, as its log row and run.log name it: the CPU (model, cores, flags), or the
+    GPU and its host. A run carried across sessions may change machines; its pace is read per machine."""
+    if dev.type == "cuda":
+        return f"{torch.cuda.get_device_name(dev)}, host {machine_text()}"
+    return machine_text()
+
+
 @dataclasses.dataclass
 class _Run:
     """What the phases of one run share: the set-up run, and where it starts."""
@@ -310,7 +318,8 @@ def _setup(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     if ranks.is_main:
         procs = "1 process" if ranks.world == 1 else (
             f"{ranks.world} ranks (DDP, BatchNorm {'synchronised' if cfg.sync_bn else 'per rank'})")
-        _log(out, f"precision {precision} ({why}); {'compiled' if compiled else 'eager'} ({why_compile}); device {dev}; "
+        _log(out, f"precision {precision} ({why}); {'compiled' if compiled else 'eager'} ({why_compile}); "
+                  f"device {dev} ({device_text(dev)}); "
                   f"{procs}; torch {torch.__version__}; {torch.get_num_threads()} threads", progress)
 
     batcher = Batcher(data, cfg.image_size, cfg.workers, dev, ranks.rank, ranks.world, eval_cfg=eval_cfg)
@@ -400,7 +409,8 @@ def _end_of_epoch(r: _Run, epoch: int, e: _Epoch, stop_after: int | None, metric
     stops here as `stop_after` asked, else None)."""
     cfg, ranks = r.cfg, r.ranks
     epoch_log = dict(epoch=epoch + 1, lr=e.lr, alpha=e.alpha, images=e.seen, images_per_s=e.seen / max(e.secs, 1e-9),
-                     seconds=e.secs, **{k: e.sums[k] / max(e.sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")})
+                     seconds=e.secs, **{k: e.sums[k] / max(e.sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")},
+                     machine=device_text(r.dev))
     last = epoch + 1 == cfg.epochs
     stop_here = stop_after == epoch + 1 and not last
     if e.first == 0:  # a resumed part of an epoch would skew the remaining-time estimate

@@ -123,7 +123,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
                   stop_after: int | None, log: Callable[[Path, str, bool], None]) -> dict:
     """The MaxNorm stage as `cfg` says, from `cfg.init`, into the run directory `out`."""
     from glmc_zoo.hub import save_pretrained
-    from glmc_zoo.training.loop import _evaluate, _plot_curves, final_record, resolve_precision
+    from glmc_zoo.training.loop import _evaluate, _plot_curves, device_text, final_record, resolve_precision
 
     state = resume_state(resume, cfg, stop_after)
     model, first_ws = load_first_stage(cfg.init)
@@ -157,7 +157,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     log(out, f"stage maxnorm from {cfg.init}: training {HEAD}.weight and {HEAD}.bias only (every other parameter "
              f"frozen; BatchNorm statistics {'updated (train mode, as released)' if cfg.maxnorm_bn == 'train' else 'frozen'}"
              f"); max-norm radius {radius:.6f} (thresh {cfg.maxnorm_thresh}), projected after every "
-             f"{cfg.maxnorm_every}; precision {precision} ({why}); device {dev}", progress)
+             f"{cfg.maxnorm_every}; precision {precision} ({why}); device {dev} ({device_text(dev)})", progress)
 
     # the evaluation preprocessing of the first stage's model (its config), as the first stage evaluated
     batcher = Batcher(data, cfg.image_size, cfg.workers, dev, eval_cfg=eval_preprocessing(model.pretrained_cfg, data))
@@ -216,7 +216,7 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
             norms = torch.linalg.vector_norm(head.weight.detach().float(), dim=1)
             epoch_log = dict(epoch=epoch + 1, lr=lr, images=sums["n"], images_per_s=sums["n"] / max(secs, 1e-9),
                              seconds=secs, loss=float(sums["loss"]) / max(sums["n"], 1), rows_projected=projected,
-                             row_norms=[round(float(v), 6) for v in norms])
+                             row_norms=[round(float(v), 6) for v in norms], machine=device_text(dev))
             run.append_epoch(epoch_log)
             checkpoint(epoch + 1, 0, None, None)
             log(out, f"epoch {epoch + 1}/{cfg.epochs}: loss {epoch_log['loss']:.4f}, {secs:.0f} s "

@@ -3,11 +3,13 @@ the two plots a run writes."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from glmc_zoo.atomic import write_bytes_atomic
 from glmc_zoo.evaluation import summarize  # noqa: F401  (re-exported: the one definition of the metrics)
 
 #: GLMC's two class heads, by the `GLMCOutput` field that holds their logits.
@@ -38,11 +40,7 @@ def predict_topk_heads(model: torch.nn.Module, batches, device: torch.device, k:
 def plot_curves(rows: list[dict], path: Path) -> None:
     """Learning curves from a run's evaluations (`metrics.jsonl` rows): top-1 of both heads and
     many / medium / few of the inference head `fc_cb` against epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     epochs = [r["epoch"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
     series = [("top1", "top-1, fc_cb (inference head)", "k", "-"), ("fc_top1", "top-1, fc (plain head)", "grey", "--"),
@@ -59,18 +57,12 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_per_class(metrics: dict, train_counts: list[int], classes: list[str], path: Path) -> None:
     """Per-class test accuracy against training-class size, groups marked; and the confusion matrix."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     counts = np.asarray(train_counts)
     acc = np.asarray([np.nan if a is None else a for a in metrics["per_class"]], dtype=float)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -86,17 +78,11 @@ def plot_per_class(metrics: dict, train_counts: list[int], classes: list[str], p
     if len(classes) <= 20:
         for x, y, name in zip(counts, acc, classes):
             ax.annotate(name, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_confusion(metrics: dict, classes: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     conf = np.asarray(metrics["confusion"], dtype=float)
     conf = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6, 5))
@@ -107,6 +93,45 @@ def plot_confusion(metrics: dict, classes: list[str], path: Path) -> None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(im, ax=ax, label="fraction of true class")
+    _save(fig, path)
+
+
+def plot_compare(runs: list[tuple[str, list[dict]]], path: Path) -> None:
+    """Learning curves of several runs on one plot: top-1 of the inference head `fc_cb` (solid) and of the
+    plain head `fc` (dashed) against epoch, one colour per run (`runs`: (label, metrics.jsonl rows))."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (label, rows) in enumerate(runs):
+        color = f"C{i % 10}"
+        for key, ls, what in (("top1", "-", "fc_cb"), ("fc_top1", "--", "fc")):
+            pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts), color=color, ls=ls, marker="o", ms=2.5, label=f"{label}, {what}")
+    last = max((r["epoch"] for _, rows in runs for r in rows), default=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_xlim(0, last * 1.05)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    """The figure as a PNG at `path`, written whole or not at all."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=120, format="png")
     plt.close(fig)
+    write_bytes_atomic(path, buf.getvalue())

@@ -16,7 +16,7 @@ from glmc_zoo.errors import TrainError
 from glmc_zoo.evaluation import SHOT_GROUPS, shot_groups
 from glmc_zoo.training.rundir import RunDir
 
-__all__ = ["run_report", "time_text"]
+__all__ = ["compare_report", "run_report", "time_text"]
 
 
 
@@ -25,20 +25,57 @@ def started_command(run_dir: str | Path) -> str | None:
     return RunDir(run_dir).started_command()
 
 
-def time_text(run_dir: str | Path) -> str:
+def time_text(run_dir: str | Path, unrecorded: str | None = None) -> str:
     """Training time from the run's train_log.jsonl: the sum of its epochs' times (an epoch logged twice
-    counts once), and the median time of a whole epoch (an epoch resumed part-way is not one)."""
+    counts once), the median time of a whole epoch (an epoch resumed part-way is not one), and the machine
+    (recorded per epoch since glmc-zoo 0.3: a run carried across sessions may change machines, and then
+    each one's median is given). `unrecorded` names the machine of epochs logged without one."""
     rows = RunDir(run_dir).epochs()
     text = f"{sum(r['seconds'] for r in rows) / 3600:.2f} h for {len(rows)} epochs"
-    if len(rows) < 2:
+    pace = _pace(rows)
+    if pace is None:
         return text
-    full = max(r["images"] for r in rows)
-    whole = sorted(r["seconds"] for r in rows if r["images"] == full)
-    median, slowest = whole[len(whole) // 2], whole[-1]
+    median, slowest, _ = pace
     if slowest <= 1.5 * median:
-        return f"{text} (median epoch {median:.0f} s)"
-    # an epoch that shared the machine (or was paused) counts in full in the sum: the median is the pace
-    return f"{text}, counting time the machine was shared (median epoch {median:.0f} s, slowest {slowest:.0f} s)"
+        text = f"{text} (median epoch {median:.0f} s)"
+    else:  # an epoch that shared the machine (or was paused) counts in full in the sum: the median is the pace
+        text = f"{text}, counting time the machine was shared (median epoch {median:.0f} s, slowest {slowest:.0f} s)"
+    machines = {m or unrecorded: v for m, v in _by_machine(rows).items()}
+    if list(machines) == [None]:
+        return text
+    if len(machines) == 1:
+        return f"{text} on {next(iter(machines))}"
+    return text + "; by machine: " + "; ".join(
+        f"median epoch {p[0]:.0f} s over {n} epochs on {m or 'a machine not recorded (before glmc-zoo 0.3)'}"
+        for m, (p, n) in machines.items())
+
+
+def _whole(rows: list[dict]) -> list[dict]:
+    """The epochs run whole (a resumed part of an epoch saw fewer images)."""
+    full = max((r["images"] for r in rows), default=0)
+    return [r for r in rows if r["images"] == full]
+
+
+def _pace(rows: list[dict]) -> tuple[float, float, int] | None:
+    """(median, slowest) seconds of a whole epoch and its images; None for fewer than two epochs."""
+    if len(rows) < 2:
+        return None
+    whole = _whole(rows)
+    secs = sorted(r["seconds"] for r in whole)
+    return secs[len(secs) // 2], secs[-1], whole[0]["images"]
+
+
+def _by_machine(rows: list[dict]) -> dict[str | None, tuple[tuple[float, float, int], int]]:
+    """machine -> (its pace over its whole epochs, how many epochs it ran), in order of first appearance."""
+    groups: dict[str | None, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r.get("machine"), []).append(r)
+    full = max((r["images"] for r in rows), default=0)
+    out = {}
+    for m, rs in groups.items():
+        secs = sorted(r["seconds"] for r in rs if r["images"] == full) or sorted(r["seconds"] for r in rs)
+        out[m] = ((secs[len(secs) // 2], secs[-1], full), len(rs))
+    return out
 
 
 def _pct(v: float | None) -> str:
@@ -48,15 +85,11 @@ def _pct(v: float | None) -> str:
 def run_report(run_dir: str | Path) -> str:
     """The run's results as Markdown (see the module's docstring). Raises `TrainError` naming the folder
     when it is not a run directory."""
-    rd = RunDir(run_dir)
+    rd = _open(run_dir)
     run = rd.path
-    if not ((run / rd.CONFIG).is_file() and (run / rd.TRAIN_LOG).is_file()):
-        raise TrainError(f"{run}: not a training run directory (no {rd.CONFIG} and {rd.TRAIN_LOG}); give the "
-                         f"folder that `glmc-zoo train -o` wrote")
-    cfg, epochs_done, evals, split = rd.config(), rd.epochs(), rd.evals(), rd.split()
+    cfg, evals, split = rd.config(), rd.evals(), rd.split()
     total = cfg.get("epochs")
-    last_done = epochs_done[-1]["epoch"] if epochs_done else 0
-    finished = (run / rd.FINAL).is_file() and last_done == total
+    finished, last_done = _progress(rd, total)
     status = "finished" if finished else f"in progress: {last_done} of {total} epochs complete"
 
     lines = [f"# Run `{cfg.get('name', run.name)}` ({run})", "",
@@ -109,6 +142,60 @@ def run_report(run_dir: str | Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare_report(run_dirs: list[str | Path]) -> str:
+    """Several runs side by side as one Markdown table: each run's final evaluation (or its latest, labelled
+    so, while it is in progress), its data, pace and machine. Selects nothing: no best epoch is read."""
+    rds = [_open(d) for d in run_dirs]
+    lines = ["| run | training images | imbalance | evaluated at | fc_cb top-1 | top-5 | many | medium | few | fc top-1 "
+             "| median epoch | images/s | logged time | machine |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for rd in rds:
+        cfg, evals, epochs, split = rd.config(), rd.evals(), rd.epochs(), rd.split()
+        total = cfg.get("epochs")
+        finished, done = _progress(rd, total)
+        last = evals[-1] if evals else {}
+        if not last:
+            at = f"(no evaluation yet; {done}/{total} epochs)"
+        elif finished and last["epoch"] == total:
+            at = f"{total} (final)"
+        else:
+            at = f"{last['epoch']} (latest; {done}/{total} epochs done)"
+        pace = _pace(epochs)
+        machines = [m for m in _by_machine(epochs) if m] or ["not recorded"]
+        counts = split.get("class_counts") or []
+        lines.append(" | ".join([
+            f"| `{cfg.get('name', rd.path.name)}`", str(sum(counts)) if counts else "-",
+            str(cfg.get("imbalance_factor", "-")), at,
+            *(_pct(last.get(k)) for k in ("top1", "top5", "many", "medium", "few", "fc_top1")),
+            f"{pace[0]:.0f} s" if pace else "-", f"{pace[2] / pace[0]:.0f}" if pace else "-",
+            f"{sum(r['seconds'] for r in epochs) / 3600:.2f} h", "; ".join(machines)]) + " |")
+    lines += ["", "Top-1 in % on each run's test set; `fc_cb` is the inference head, `fc` the plain one. A row is the "
+              "final epoch's evaluation unless marked latest; no best epoch is selected. The pace is the median "
+              "whole epoch (training images / median epoch seconds); the logged time also counts epochs that shared "
+              "the machine or were paused."]
+    return "\n".join(lines) + "\n"
+
+
+def _open(run_dir: str | Path) -> RunDir:
+    """The run directory, or a `TrainError` naming the folder when it is not one."""
+    rd = RunDir(run_dir)
+    if not ((rd.path / rd.CONFIG).is_file() and (rd.path / rd.TRAIN_LOG).is_file()):
+        raise TrainError(f"{rd.path}: not a training run directory (no {rd.CONFIG} and {rd.TRAIN_LOG}); give the "
+                         f"folder that `glmc-zoo train -o` wrote")
+    return rd
+
+
+def _progress(rd: RunDir, total: int | None) -> tuple[bool, int]:
+    """(finished, epochs done): finished once the final metrics are written after the last epoch."""
+    epochs = rd.epochs()
+    done = epochs[-1]["epoch"] if epochs else 0
+    return (rd.path / rd.FINAL).is_file() and done == total, done
+
+
+def _n_classes(n: int) -> str:
+    return f"{n} class" if n == 1 else f"{n} classes"
+
+
 def main() -> None:
     """`python -m glmc_zoo.training.report RUN_DIR` is `glmc-zoo report RUN_DIR`."""
     from glmc_zoo.cli import app
@@ -119,6 +206,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-
-def _n_classes(n: int) -> str:
-    return f"{n} class" if n == 1 else f"{n} classes"
