@@ -161,7 +161,7 @@ def compare_report(run_dirs: list[str | Path]) -> str:
         else:
             at = f"{last['epoch']} (latest; {done}/{total} epochs done)"
         pace = _pace(epochs)
-        machines = [m for m in _by_machine(epochs) if m] or ["not recorded"]
+        machines = [m or "not recorded" for m in _by_machine(epochs)] or ["-"]
         counts = split.get("class_counts") or []
         lines.append(" | ".join([
             f"| `{cfg.get('name', rd.path.name)}`", str(sum(counts)) if counts else "-",
