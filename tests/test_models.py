@@ -266,6 +266,37 @@ def test_torch_export_and_fullgraph_compile(arch):
     assert torch.isfinite(loss) and model.fc_cb.weight.grad is not None
 
 
+@pytest.mark.slow  # 6-10 s each: one of each model class (the CIFAR and the ImageNet-style ResNet)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+@pytest.mark.parametrize("arch", ["glmc_resnet32_w16", "glmc_resnet50"])
+def test_torchscript_of_the_model_and_of_its_fx_graph_match_eager(arch):
+    """What timm's own model tests ask of every timm model (tests/test_models.py: forward_torchscript,
+    forward_fx_torchscript), here with the outputs compared too. TorchScript is deprecated in this torch;
+    timm still offers it, so its models keep working under it."""
+    from timm.layers import set_scriptable
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    torch.manual_seed(0)
+    with set_scriptable(True):
+        model = timm.create_model(arch, num_classes=4).eval()
+    x = _input(model)
+    with torch.no_grad():
+        want = model(x)
+        assert torch.allclose(torch.jit.script(model)(x), want, atol=1e-5)
+        fx = create_feature_extractor(model, return_nodes=["fc_cb"])
+        assert torch.allclose(torch.jit.script(fx)(x)["fc_cb"], want, atol=1e-5)
+
+
+def test_default_cfg_follows_a_replaced_pretrained_cfg():
+    """timm sets `default_cfg` as an alias once; glmc_timm (and a fine-tuned or bundled model) replace
+    `pretrained_cfg` afterwards, and the alias must show the replacement (timm's default_cfgs test reads it)."""
+    model = timm.create_model("glmc_timm")
+    assert model.default_cfg is model.pretrained_cfg and model.default_cfg["first_conv"] == "backbone.conv1"
+    assert model.default_cfg["first_conv"] + ".weight" in model.state_dict()
+    model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=3)
+    assert model.default_cfg["num_classes"] == 3
+
+
 def test_the_registry_read_without_timm_agrees_with_timm():
     """glmc_zoo.registry (what `list`/`info` read without torch) names the same architectures and defaults as timm."""
     from glmc_zoo.registry import architectures, get_weights

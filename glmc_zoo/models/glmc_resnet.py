@@ -14,8 +14,6 @@ Heads (all models):
 `forward_train(x)` returns all four outputs as a `GLMCOutput` named tuple.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import torch
@@ -81,7 +79,22 @@ class CifarBasicBlock(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-class GLMCResNet(nn.Module):
+class TimmCfgAlias:
+    """timm's older name for `pretrained_cfg`, `default_cfg`, as a view of it: timm sets both once, and a
+    `pretrained_cfg` replaced later (a fine-tuned model's classes, a bundled tag) must not leave a stale alias."""
+
+    __jit_unused_properties__ = ["default_cfg"]
+
+    @property
+    def default_cfg(self) -> dict:
+        return self.pretrained_cfg
+
+    @default_cfg.setter
+    def default_cfg(self, cfg: dict) -> None:
+        self.pretrained_cfg = cfg
+
+
+class GLMCResNet(TimmCfgAlias, nn.Module):
     """The GLMC heads and timm's model contract, shared by every backbone.
 
     Subclasses build the stem (`conv1`, `bn1`, `act1`, and `maxpool` where there is one) and the
@@ -89,11 +102,10 @@ class GLMCResNet(nn.Module):
 
     `forward()` uses `fc_cb` only: GLMC's other heads (`fc`, `projection_head`, `contrast_head`)
     are trained through `forward_train()` and get no gradient from `forward()` by design.
-    """
 
-    num_features: int
-    feature_info: list[dict]
-    stage_names: tuple[str, ...]
+    (No class-level attribute annotations and no postponed annotations in this file: TorchScript reads
+    both, and `torch.jit.script` of the model or of its FX graph must work as for timm's own models.)
+    """
 
     def _init_heads(self, num_classes: int, proj_dim: int, global_pool: str, drop_rate: float = 0.0) -> None:
         self.num_classes = num_classes
@@ -189,6 +201,9 @@ class GLMCResNet(nn.Module):
         """(B, 3, H, W) -> the last stage's unpooled map (B, F, h, w)."""
         x = self._stem(x)
         x = self.maxpool(x) if hasattr(self, "maxpool") else x
+        if torch.jit.is_scripting():  # TorchScript takes no getattr by a variable name: the stages spelled out
+            x = self.layer3(self.layer2(self.layer1(x)))
+            return self.layer4(x) if hasattr(self, "layer4") else x
         for name in self.stage_names:
             x = self._stage(name, x)
         return x

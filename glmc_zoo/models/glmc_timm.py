@@ -15,19 +15,17 @@ into `model.backbone` strictly (`load_backbone`). `timm.create_model` records `b
 `timm.create_model("local-dir:DIR", pretrained=True)` rebuilds the model from the folder alone.
 """
 
-from __future__ import annotations
-
 import torch
 import torch.nn as nn
 from timm.models import generate_default_cfgs
 
-from glmc_zoo.models.glmc_resnet import GLMCOutput, register_glmc_model
+from glmc_zoo.models.glmc_resnet import GLMCOutput, TimmCfgAlias, register_glmc_model
 from glmc_zoo.registry import WEIGHTS
 
 __all__ = ["GLMCTimm"]
 
 
-class GLMCTimm(nn.Module):
+class GLMCTimm(TimmCfgAlias, nn.Module):
     """A timm backbone (its classifier removed) with GLMC's four heads on its pooled features.
 
     Args:
