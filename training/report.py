@@ -19,7 +19,6 @@ from glmc_zoo.training.rundir import RunDir
 __all__ = ["compare_report", "run_report", "time_text"]
 
 
-
 def started_command(run_dir: str | Path) -> str | None:
     """The command that started the run (its `command.txt`): what repeats it. Resumes are in run.log."""
     return RunDir(run_dir).started_command()
@@ -46,35 +45,31 @@ def time_text(run_dir: str | Path, unrecorded: str | None = None) -> str:
     if len(machines) == 1:
         return f"{text} on {next(iter(machines))}"
     return text + "; by machine: " + "; ".join(
-        f"median epoch {p[0]:.0f} s over {n} epochs on {m or 'a machine not recorded (before glmc-zoo 0.3)'}"
-        for m, (p, n) in machines.items())
-
-
-def _whole(rows: list[dict]) -> list[dict]:
-    """The epochs run whole (a resumed part of an epoch saw fewer images)."""
-    full = max((r["images"] for r in rows), default=0)
-    return [r for r in rows if r["images"] == full]
+        f"median epoch {sec:.0f} s over {n} epochs on {m or 'a machine not recorded (before glmc-zoo 0.3)'}"
+        for m, (sec, n) in machines.items())
 
 
 def _pace(rows: list[dict]) -> tuple[float, float, int] | None:
-    """(median, slowest) seconds of a whole epoch and its images; None for fewer than two epochs."""
+    """(median, slowest) seconds of a whole epoch (a resumed part of an epoch saw fewer images) and the
+    images of one; None for fewer than two epochs."""
     if len(rows) < 2:
         return None
-    whole = _whole(rows)
-    secs = sorted(r["seconds"] for r in whole)
-    return secs[len(secs) // 2], secs[-1], whole[0]["images"]
+    full = max(r["images"] for r in rows)
+    secs = sorted(r["seconds"] for r in rows if r["images"] == full)
+    return secs[len(secs) // 2], secs[-1], full
 
 
-def _by_machine(rows: list[dict]) -> dict[str | None, tuple[tuple[float, float, int], int]]:
-    """machine -> (its pace over its whole epochs, how many epochs it ran), in order of first appearance."""
+def _by_machine(rows: list[dict]) -> dict[str | None, tuple[float, int]]:
+    """machine -> (the median seconds of its whole epochs, or of all it ran if none was whole; how many epochs
+    it ran), in order of first appearance."""
+    full = max((r["images"] for r in rows), default=0)
     groups: dict[str | None, list[dict]] = {}
     for r in rows:
         groups.setdefault(r.get("machine"), []).append(r)
-    full = max((r["images"] for r in rows), default=0)
     out = {}
     for m, rs in groups.items():
         secs = sorted(r["seconds"] for r in rs if r["images"] == full) or sorted(r["seconds"] for r in rs)
-        out[m] = ((secs[len(secs) // 2], secs[-1], full), len(rs))
+        out[m] = (secs[len(secs) // 2], len(rs))
     return out
 
 
