@@ -84,7 +84,7 @@ def run_report(run_dir: str | Path) -> str:
     run = rd.path
     cfg, evals, split = rd.config(), rd.evals(), rd.split()
     total = cfg.get("epochs")
-    finished, last_done = _progress(rd, total)
+    finished, last_done = _progress(rd, total, rd.epochs())
     status = "finished" if finished else f"in progress: {last_done} of {total} epochs complete"
 
     lines = [f"# Run `{cfg.get('name', run.name)}` ({run})", "",
@@ -147,7 +147,7 @@ def compare_report(run_dirs: list[str | Path]) -> str:
     for rd in rds:
         cfg, evals, epochs, split = rd.config(), rd.evals(), rd.epochs(), rd.split()
         total = cfg.get("epochs")
-        finished, done = _progress(rd, total)
+        finished, done = _progress(rd, total, epochs)
         last = evals[-1] if evals else {}
         if not last:
             at = f"(no evaluation yet; {done}/{total} epochs)"
@@ -180,9 +180,9 @@ def _open(run_dir: str | Path) -> RunDir:
     return rd
 
 
-def _progress(rd: RunDir, total: int | None) -> tuple[bool, int]:
-    """(finished, epochs done): finished once the final metrics are written after the last epoch."""
-    epochs = rd.epochs()
+def _progress(rd: RunDir, total: int | None, epochs: list[dict]) -> tuple[bool, int]:
+    """(finished, epochs done) from the run's epoch rows: finished once the final metrics are written after
+    the last epoch."""
     done = epochs[-1]["epoch"] if epochs else 0
     return (rd.path / rd.FINAL).is_file() and done == total, done
 
