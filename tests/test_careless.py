@@ -47,6 +47,8 @@ def _users_folder(tmp_path: Path) -> Path:
     ("lr", "nan"), ("lr", "0"), ("lr", "-0.1"), ("lr", "inf"), ("epochs", "0"), ("epochs", "-3"), ("batch_size", "0"),
     ("weight_decay", "-1"), ("momentum", "1.5"), ("image_size", "0"), ("holdout", "1"), ("holdout", "-0.2"),
     ("imbalance_factor", "0.5"), ("eval_every", "0"), ("workers", "-1"), ("model", "resnet18"), ("epochs", "1e9"),
+    ("model_args", "{drop_rate: 1}"), ("model_args", "[1]"), ("model_args", '{"num_classes": 3}'),
+    ("model_args", '{"training_heads": false}'),
 ])
 def test_values_that_cannot_make_sense_are_refused_when_parsed(key, value):
     with pytest.raises(ConfigError) as e:

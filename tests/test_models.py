@@ -57,6 +57,58 @@ def test_forward_backward_every_parameter_gets_a_gradient(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_training_heads_false_keeps_only_what_forward_uses(arch):
+    """Every parameter of an inference-only model gets a gradient from forward(): DistributedDataParallel's
+    condition for fine-tuning without find_unused_parameters."""
+    torch.manual_seed(0)
+    kw = dict(backbone_args=dict(zero_init_last=False)) if arch == "glmc_timm" else {}
+    model = timm.create_model(arch, num_classes=7, training_heads=False, **kw).train()
+    model(_input(model)).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+    heads = {k.split(".")[0] for k in model.state_dict()} & {"fc", "fc_cb", "projection_head", "contrast_head"}
+    assert heads == {"fc_cb"}
+    with pytest.raises(RuntimeError, match="training_heads=False .* training_heads=True"):
+        model.forward_train(_input(model))
+    model.reset_classifier(3)
+    assert model(_input(model)).shape == (2, 3) and model.num_classes == 3 and not hasattr(model, "fc")
+    with pytest.raises(ValueError, match="training_heads='false': give True or False"):
+        timm.create_model(arch, training_heads="false", **kw)  # as a command line would spell it
+
+
+def test_training_heads_false_loads_full_weights_saves_and_trains_under_ddp(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from glmc_zoo.hub import save_pretrained
+
+    name = "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg"
+    full = timm.create_model(name, pretrained=True).eval()
+    lean = timm.create_model(name, pretrained=True, training_heads=False).eval()
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(full(x), lean(x))
+    save_pretrained(lean, tmp_path / "w")  # the folder's config records the option, and loads back
+    again = timm.create_model(f"local-dir:{tmp_path / 'w'}", pretrained=True).eval()
+    assert again.training_heads is False and torch.equal(again(x), full(x))
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        def steps(model):
+            ddp = DistributedDataParallel(model.train())
+            opt = torch.optim.SGD(ddp.parameters(), lr=0.01)
+            for _ in range(3):
+                ddp(x).logsumexp(1).mean().backward()
+                opt.step()
+                opt.zero_grad()
+
+        with pytest.raises(RuntimeError, match="finished reduction"):  # what the option is for
+            steps(timm.create_model(name, pretrained=True))
+        steps(lean)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_timm_contract(arch):
     model = timm.create_model(arch, num_classes=5).eval()
     x = _input(model)

@@ -149,6 +149,9 @@ def model_args_of(cfg: TrainConfig) -> dict:
     if not isinstance(args, dict):
         raise ConfigError(f"model_args={cfg.model_args!r}: give a JSON object of keyword arguments, e.g. "
                           f"--set 'model_args={{\"drop_rate\": 0.2}}'")
+    if "training_heads" in args:
+        raise ConfigError(f"model_args={cfg.model_args!r}: training_heads is GLMC's to set (training needs all four "
+                          f"heads); remove it. training_heads=false is for models used outside `glmc-zoo train`")
     reserved = sorted(set(args) & {"num_classes", "pretrained", "backbone"})
     if reserved:
         raise ConfigError(f"model_args={cfg.model_args!r}: {', '.join(reserved)} {'is' if len(reserved) == 1 else 'are'} "

@@ -12,6 +12,10 @@ Heads (all models):
 
 `forward(x)` returns the `fc_cb` logits, the head every reported GLMC number uses.
 `forward_train(x)` returns all four outputs as a `GLMCOutput` named tuple.
+
+`training_heads=False` builds the model for inference and fine-tuning through `forward()` alone: only
+`fc_cb` is kept, so every parameter gets a gradient from `forward()` (what `DistributedDataParallel`
+requires) and a full GLMC checkpoint still loads, its three training heads left out.
 """
 
 from typing import NamedTuple
@@ -28,7 +32,7 @@ from timm.models.resnet import Bottleneck, ResNet
 from glmc_zoo.errors import WeightsNotAvailableError
 from glmc_zoo.registry import WEIGHTS, WeightSet
 
-__all__ = ["GLMCOutput", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet", "WeightSet", "WEIGHTS"]
+__all__ = ["GLMCOutput", "GLMCHeads", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet", "WeightSet", "WEIGHTS"]
 
 
 class GLMCOutput(NamedTuple):
@@ -94,31 +98,89 @@ class TimmCfgAlias:
         self.pretrained_cfg = cfg
 
 
-class GLMCResNet(TimmCfgAlias, nn.Module):
+#: GLMC's heads that only `forward_train()` uses; `training_heads=False` leaves them out.
+TRAINING_HEADS = ("fc", "projection_head", "contrast_head")
+
+
+def drop_training_heads(state_dict: dict, model: nn.Module) -> dict:
+    """timm's `pretrained_filter_fn`: a model built with `training_heads=False` takes a full GLMC
+    checkpoint, its training heads left out; any other model takes it unchanged."""
+    if getattr(model, "training_heads", True):
+        return state_dict
+    return {k: v for k, v in state_dict.items() if k.split(".", 1)[0] not in TRAINING_HEADS}
+
+
+class GLMCHeads:
+    """GLMC's four heads on (B, F) pooled features, shared by every GLMC model (needs `num_features`)."""
+
+    def _init_heads(self, num_classes: int, proj_dim: int, drop_rate: float = 0.0,
+                    training_heads: bool = True) -> None:
+        # (created in the released order, so a seed gives the released initialisation)
+        self.num_classes = num_classes
+        self.proj_dim = proj_dim
+        self.drop_rate = drop_rate
+        if not isinstance(training_heads, bool):  # a command line's "false" is a str, and truthy
+            raise ValueError(f"training_heads={training_heads!r}: give True or False (a bool, not a "
+                             f"{type(training_heads).__name__})")
+        self.training_heads = training_heads
+        self.head_hidden_size = self.num_features
+        self.head_drop = nn.Dropout(drop_rate)  # before the class heads, as timm's ResNet
+        if self.training_heads:
+            self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.fc_cb = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        if self.training_heads:
+            self.projection_head = nn.Sequential(nn.Linear(self.num_features, proj_dim))
+            self.contrast_head = nn.Sequential(nn.Linear(proj_dim, proj_dim))
+
+    def _head_linears(self) -> list[nn.Linear]:
+        """The heads' Linear layers, in the released order (for their Kaiming-normal initialisation)."""
+        names = ("fc", "fc_cb", "projection_head", "contrast_head") if self.training_heads else ("fc_cb",)
+        return [m for name in names for m in getattr(self, name).modules() if isinstance(m, nn.Linear)]
+
+    def _reset_class_heads(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        for name in ("fc", "fc_cb") if self.training_heads else ("fc_cb",):
+            head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+            if isinstance(head, nn.Linear):
+                nn.init.kaiming_normal_(head.weight)
+            setattr(self, name, head)
+
+    def _prune_heads(self, *global_pool: str) -> None:
+        """No class heads, no consistency heads: what `prune_intermediate_layers(prune_head=True)` leaves."""
+        self.reset_classifier(0, *global_pool)
+        if self.training_heads:
+            self.projection_head, self.contrast_head = nn.Identity(), nn.Identity()
+
+    def _glmc_outputs(self, feat: torch.Tensor) -> GLMCOutput:
+        """(B, F) pooled features -> the four training outputs."""
+        if not self.training_heads:
+            raise RuntimeError(f"{type(self).__name__} was built with training_heads=False (for inference and "
+                               f"fine-tuning through forward()): it has no {', '.join(TRAINING_HEADS)} for "
+                               f"forward_train(); build it with training_heads=True (the default) to train GLMC")
+        z = self.projection_head(feat)  # (B, P)
+        dropped = self.head_drop(feat)
+        return GLMCOutput(self.fc(dropped), self.fc_cb(dropped), z, self.contrast_head(z))
+
+
+class GLMCResNet(GLMCHeads, TimmCfgAlias, nn.Module):
     """The GLMC heads and timm's model contract, shared by every backbone.
 
     Subclasses build the stem (`conv1`, `bn1`, `act1`, and `maxpool` where there is one) and the
     stages named in `stage_names`, and set `num_features` and `feature_info` (stem, then stages).
 
     `forward()` uses `fc_cb` only: GLMC's other heads (`fc`, `projection_head`, `contrast_head`)
-    are trained through `forward_train()` and get no gradient from `forward()` by design.
+    are trained through `forward_train()` and get no gradient from `forward()` by design
+    (`training_heads=False` leaves them out).
 
     (No class-level attribute annotations and no postponed annotations in this file: TorchScript reads
     both, and `torch.jit.script` of the model or of its FX graph must work as for timm's own models.)
     """
 
-    def _init_heads(self, num_classes: int, proj_dim: int, global_pool: str, drop_rate: float = 0.0) -> None:
-        self.num_classes = num_classes
-        self.proj_dim = proj_dim
-        self.drop_rate = drop_rate
+    def _init_pool_and_heads(self, num_classes: int, proj_dim: int, global_pool: str, drop_rate: float,
+                             training_heads: bool) -> None:
         self.grad_checkpointing = False
-        self.head_hidden_size = self.num_features
         self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
-        self.head_drop = nn.Dropout(drop_rate)  # before the class heads, as timm's ResNet
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.fc_cb = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.projection_head = nn.Sequential(nn.Linear(self.num_features, proj_dim))
-        self.contrast_head = nn.Sequential(nn.Linear(proj_dim, proj_dim))
+        self._init_heads(num_classes, proj_dim, drop_rate, training_heads)
 
     # -- timm contract --------------------------------------------------------------------------
     @torch.jit.ignore
@@ -137,15 +199,10 @@ class GLMCResNet(TimmCfgAlias, nn.Module):
         return "fc_cb" if name_only else self.fc_cb
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace both class heads (`fc` and `fc_cb`) with fresh ones for `num_classes`."""
-        self.num_classes = num_classes
+        """Replace the class heads (`fc` and `fc_cb`) with fresh ones for `num_classes`."""
         if global_pool is not None:
             self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
-        for name in ("fc", "fc_cb"):
-            head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-            if isinstance(head, nn.Linear):
-                nn.init.kaiming_normal_(head.weight)
-            setattr(self, name, head)
+        self._reset_class_heads(num_classes)
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.act1(self.bn1(self.conv1(x)))
@@ -193,8 +250,7 @@ class GLMCResNet(TimmCfgAlias, nn.Module):
         for name in self.stage_names[max_index:]:
             setattr(self, name, nn.Identity())
         if prune_head:
-            self.reset_classifier(0, "")
-            self.projection_head, self.contrast_head = nn.Identity(), nn.Identity()
+            self._prune_heads("")
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,10 +277,7 @@ class GLMCResNet(TimmCfgAlias, nn.Module):
     # -- GLMC training outputs -----------------------------------------------------------------
     def forward_train(self, x: torch.Tensor) -> GLMCOutput:
         """(B, 3, H, W) -> logits of `fc` and `fc_cb`, projection z and prediction p."""
-        feat = self.global_pool(self.forward_features(x))  # (B, F)
-        z = self.projection_head(feat)  # (B, P)
-        dropped = self.head_drop(feat)
-        return GLMCOutput(self.fc(dropped), self.fc_cb(dropped), z, self.contrast_head(z))
+        return self._glmc_outputs(self.global_pool(self.forward_features(x)))  # from (B, F) features
 
 
 class GLMCCifarResNet(GLMCResNet):
@@ -243,6 +296,7 @@ class GLMCCifarResNet(GLMCResNet):
         in_chans: int = 3,
         global_pool: str = "avg",
         drop_rate: float = 0.0,
+        training_heads: bool = True,
     ):
         super().__init__()
         self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False)
@@ -259,7 +313,7 @@ class GLMCCifarResNet(GLMCResNet):
             self.feature_info.append(dict(num_chs=planes, reduction=2 ** (i - 1), module=f"layer{i}"))
         self.num_features = widths[-1]
         self.stage_names = ("layer1", "layer2", "layer3")
-        self._init_heads(num_classes, proj_dim, global_pool, drop_rate)
+        self._init_pool_and_heads(num_classes, proj_dim, global_pool, drop_rate, training_heads)
         # The release applies Kaiming-normal to every Conv2d and Linear weight; biases and BN keep
         # PyTorch's defaults.
         for m in self.modules():
@@ -281,6 +335,7 @@ class GLMCImageNetResNet(GLMCResNet):
         in_chans: int = 3,
         global_pool: str = "avg",
         drop_rate: float = 0.0,
+        training_heads: bool = True,
     ):
         super().__init__()
         # Borrow timm's stem and stages; the reference does not zero-init the last BN of a block.
@@ -293,10 +348,9 @@ class GLMCImageNetResNet(GLMCResNet):
         self.feature_info = trunk.feature_info
         self.num_features = trunk.num_features
         self.stage_names = ("layer1", "layer2", "layer3", "layer4")
-        self._init_heads(num_classes, proj_dim, global_pool, drop_rate)
-        for m in (self.fc, self.fc_cb, self.projection_head[0], self.contrast_head[0]):
-            if isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight)
+        self._init_pool_and_heads(num_classes, proj_dim, global_pool, drop_rate, training_heads)
+        for m in self._head_linears():
+            nn.init.kaiming_normal_(m.weight)
 
 
 def _check_weights_available(variant: str, kwargs: dict) -> None:
@@ -326,6 +380,7 @@ def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwarg
     n_features = 4 if model_cls is GLMCCifarResNet else 5
     # features_only goes through timm's builder: FeatureListNet by default (the stem and stage
     # modules run in order), feature_cls='getter' uses forward_intermediates.
+    kwargs.setdefault("pretrained_filter_fn", drop_training_heads)
     model = build_model_with_cfg(model_cls, variant, pretrained,
                                  feature_cfg=dict(out_indices=tuple(range(n_features))), **kwargs)
     # The registry tells timm where a bundled weight set lies on this machine; the model's own

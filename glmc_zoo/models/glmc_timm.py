@@ -19,13 +19,13 @@ import torch
 import torch.nn as nn
 from timm.models import generate_default_cfgs
 
-from glmc_zoo.models.glmc_resnet import GLMCOutput, TimmCfgAlias, register_glmc_model
+from glmc_zoo.models.glmc_resnet import GLMCHeads, GLMCOutput, TimmCfgAlias, drop_training_heads, register_glmc_model
 from glmc_zoo.registry import WEIGHTS
 
 __all__ = ["GLMCTimm"]
 
 
-class GLMCTimm(TimmCfgAlias, nn.Module):
+class GLMCTimm(GLMCHeads, TimmCfgAlias, nn.Module):
     """A timm backbone (its classifier removed) with GLMC's four heads on its pooled features.
 
     Args:
@@ -34,10 +34,12 @@ class GLMCTimm(TimmCfgAlias, nn.Module):
         backbone_args: keyword arguments for the backbone (`img_size`, `drop_path_rate`, ...).
         num_classes: classes of `fc` and `fc_cb`.
         proj_dim: P, the width of the consistency heads (the released ImageNet models use 256).
+        training_heads: False keeps only `fc_cb` (inference, or fine-tuning through `forward()` under DDP).
     """
 
     def __init__(self, backbone: str = "resnet18", backbone_args: dict | None = None, num_classes: int = 1000,
-                 proj_dim: int = 256, in_chans: int = 3, drop_rate: float = 0.0, global_pool: str | None = None):
+                 proj_dim: int = 256, in_chans: int = 3, drop_rate: float = 0.0, global_pool: str | None = None,
+                 training_heads: bool = True):
         super().__init__()
         import timm
 
@@ -52,18 +54,9 @@ class GLMCTimm(TimmCfgAlias, nn.Module):
         self.backbone = timm.create_model(backbone.split(".", 1)[0], pretrained=False, num_classes=0,
                                           in_chans=in_chans, **args)
         self.num_features = int(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features)
-        self.head_hidden_size = self.num_features
-        self.num_classes = num_classes
-        self.proj_dim = proj_dim
-        self.drop_rate = drop_rate
-        self.head_drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.fc_cb = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-        self.projection_head = nn.Sequential(nn.Linear(self.num_features, proj_dim))
-        self.contrast_head = nn.Sequential(nn.Linear(proj_dim, proj_dim))
-        for m in (self.fc, self.fc_cb, self.projection_head[0], self.contrast_head[0]):
-            if isinstance(m, nn.Linear):  # as the released heads: Kaiming-normal weights
-                nn.init.kaiming_normal_(m.weight)
+        self._init_heads(num_classes, proj_dim, drop_rate, training_heads)
+        for m in self._head_linears():  # as the released heads: Kaiming-normal weights
+            nn.init.kaiming_normal_(m.weight)
         self.feature_info = [dict(f, module=f"backbone.{f['module']}") for f in getattr(self.backbone, "feature_info", [])
                              if isinstance(f, dict) and "module" in f]
 
@@ -88,12 +81,7 @@ class GLMCTimm(TimmCfgAlias, nn.Module):
         """Fresh `fc` and `fc_cb` for `num_classes` (and the backbone's pooling, if given)."""
         if global_pool is not None:
             self.backbone.reset_classifier(0, global_pool)
-        self.num_classes = num_classes
-        for name in ("fc", "fc_cb"):
-            head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
-            if isinstance(head, nn.Linear):
-                nn.init.kaiming_normal_(head.weight)
-            setattr(self, name, head)
+        self._reset_class_heads(num_classes)
 
     def forward_intermediates(self, x: torch.Tensor, indices=None, norm: bool = False, stop_early: bool = False,
                               output_fmt: str = "NCHW", intermediates_only: bool = False):
@@ -107,8 +95,7 @@ class GLMCTimm(TimmCfgAlias, nn.Module):
         """The backbone pruned after the last of `indices`; with `prune_head`, GLMC's heads too."""
         take = self.backbone.prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=prune_head)
         if prune_head:
-            self.reset_classifier(0)
-            self.projection_head, self.contrast_head = nn.Identity(), nn.Identity()
+            self._prune_heads()
         return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,10 +116,7 @@ class GLMCTimm(TimmCfgAlias, nn.Module):
 
     def forward_train(self, x: torch.Tensor) -> GLMCOutput:
         """(B, 3, H, W) -> logits of `fc` and `fc_cb`, projection z and prediction p (as the released models)."""
-        feat = self.pooled(self.forward_features(x))
-        z = self.projection_head(feat)
-        dropped = self.head_drop(feat)
-        return GLMCOutput(self.fc(dropped), self.fc_cb(dropped), z, self.contrast_head(z))
+        return self._glmc_outputs(self.pooled(self.forward_features(x)))
 
 
 def _prefixed(rule):
@@ -155,6 +139,7 @@ def _create_glmc_timm(variant: str, pretrained: bool, **kwargs) -> GLMCTimm:
     for key in ("drop_path_rate", "drop_block_rate"):  # regularisers of the backbone, not of GLMC's heads
         if key in kwargs:
             kwargs["backbone_args"] = dict(kwargs.get("backbone_args") or {}, **{key: kwargs.pop(key)})
+    kwargs.setdefault("pretrained_filter_fn", drop_training_heads)
     # features_only: timm's FeatureGetterNet over the backbone's forward_intermediates
     model = build_model_with_cfg(GLMCTimm, variant, pretrained, feature_cfg=dict(feature_cls="getter"), **kwargs)
     if own_cfg and isinstance(getattr(model, "pretrained_cfg", None), dict):
