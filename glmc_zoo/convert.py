@@ -127,7 +127,7 @@ def export_timm(model_ref: str, output: str | Path) -> Path:
     import timm
     from timm.models import save_for_hf
 
-    from glmc_zoo.models.glmc_resnet import TRAINING_HEADS
+    from glmc_zoo.models.glmc_resnet import without_training_heads
 
     model = create_model(model_ref, pretrained=True).eval()
     arch = model.pretrained_cfg.get("architecture")
@@ -135,7 +135,7 @@ def export_timm(model_ref: str, output: str | Path) -> Path:
         raise ModelLoadError(f"{model_ref}: {arch} has no plain timm equivalent (only "
                              f"{', '.join(PLAIN_TIMM_ARCH)} do); use the glmc-zoo format or an ONNX export")
     plain = timm.create_model(PLAIN_TIMM_ARCH[arch], pretrained=False, num_classes=model.num_classes)
-    sd = {k: v for k, v in model.state_dict().items() if k.split(".", 1)[0] not in TRAINING_HEADS}
+    sd = without_training_heads(model.state_dict())
     sd = {("fc." + k[len("fc_cb."):]) if k.startswith("fc_cb.") else k: v for k, v in sd.items()}
     plain.load_state_dict(sd, strict=True)
     keys = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std", "num_classes", "label_names",

@@ -98,16 +98,21 @@ class TimmCfgAlias:
         self.pretrained_cfg = cfg
 
 
-#: GLMC's heads that only `forward_train()` uses; `training_heads=False` leaves them out.
+#: GLMC's four heads, in the released order (the order of their initialisation).
+HEADS = ("fc", "fc_cb", "projection_head", "contrast_head")
+#: The heads that only `forward_train()` uses; `training_heads=False` leaves them out.
 TRAINING_HEADS = ("fc", "projection_head", "contrast_head")
+
+
+def without_training_heads(state_dict: dict) -> dict:
+    """`state_dict` less the tensors of the training heads (what `forward()` needs)."""
+    return {k: v for k, v in state_dict.items() if k.split(".", 1)[0] not in TRAINING_HEADS}
 
 
 def drop_training_heads(state_dict: dict, model: nn.Module) -> dict:
     """timm's `pretrained_filter_fn`: a model built with `training_heads=False` takes a full GLMC
     checkpoint, its training heads left out; any other model takes it unchanged."""
-    if getattr(model, "training_heads", True):
-        return state_dict
-    return {k: v for k, v in state_dict.items() if k.split(".", 1)[0] not in TRAINING_HEADS}
+    return state_dict if getattr(model, "training_heads", True) else without_training_heads(state_dict)
 
 
 class GLMCHeads:
@@ -132,14 +137,17 @@ class GLMCHeads:
             self.projection_head = nn.Sequential(nn.Linear(self.num_features, proj_dim))
             self.contrast_head = nn.Sequential(nn.Linear(proj_dim, proj_dim))
 
+    def _heads(self) -> tuple[str, ...]:
+        """The names of the heads this model has, in the released order."""
+        return tuple(n for n in HEADS if self.training_heads or n not in TRAINING_HEADS)
+
     def _head_linears(self) -> list[nn.Linear]:
         """The heads' Linear layers, in the released order (for their Kaiming-normal initialisation)."""
-        names = ("fc", "fc_cb", "projection_head", "contrast_head") if self.training_heads else ("fc_cb",)
-        return [m for name in names for m in getattr(self, name).modules() if isinstance(m, nn.Linear)]
+        return [m for name in self._heads() for m in getattr(self, name).modules() if isinstance(m, nn.Linear)]
 
     def _reset_class_heads(self, num_classes: int) -> None:
         self.num_classes = num_classes
-        for name in ("fc", "fc_cb") if self.training_heads else ("fc_cb",):
+        for name in (n for n in self._heads() if n in ("fc", "fc_cb")):
             head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
             if isinstance(head, nn.Linear):
                 nn.init.kaiming_normal_(head.weight)
