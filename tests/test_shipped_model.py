@@ -71,3 +71,30 @@ def test_cli_default_predicts_the_example_cat():
     # The 200-epoch model (79.7% top-1, cat 69.3%: see its card) puts "cat" first on this photo, at 0.645.
     assert out[0]["predictions"][0]["label"] == "cat" and out[0]["predictions"][0]["score"] > 0.5
     assert np.isclose(sum(p["score"] for p in out[0]["predictions"]), 1.0, atol=0.2)
+
+
+SHIPPED = sorted(p.name for p in (Path(glmc_zoo.__file__).parent / "weights").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_set_is_measured_and_its_onnx_is_its_export(name, cifar_test_images):
+    """Each folder in glmc_zoo/weights/ (not only the default): a card measured by this project, the weights
+    its .onnx was exported from (by hash), and the same top-1 class on both backends for 200 real test JPEGs."""
+    import hashlib
+
+    import onnxruntime as ort
+
+    ws = glmc_zoo.get_weights(name)
+    assert ws.availability == "bundled" and ws.trained_by == "glmc-zoo" and ws.metrics_kind == "measured"
+    assert 0 < ws.metrics["top1"] <= 100 and len(ws.per_class) == len(ws.labels) == len(ws.class_counts)
+    folder = Path(glmc_zoo.__file__).parent / "weights" / name
+    meta = ort.InferenceSession(str(folder / "model.onnx")).get_modelmeta().custom_metadata_map["glmc_zoo"]
+    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    assert json.loads(meta)["weights_sha256"] == sha, f"re-export {name}/model.onnx from its weights"
+    paths = cifar_test_images[0]
+    top = [[r.predictions[0]["index"] for r in Predictor(m, backend=b).predict(paths, top_k=1)]
+           for m, b in ((str(folder / "model.onnx"), "onnx"), (name, "torch"))]
+    assert top[0] == top[1]
+    top1 = 100 * float(np.mean(np.asarray(top[0]) == np.asarray(cifar_test_images[1])))
+    print(f"{name}: top-1 {top1:.1f}% on 200 test JPEGs (card: {ws.metrics['top1']})")
+    assert abs(top1 - ws.metrics["top1"]) <= 12  # 200 images: binomial std. error <= 3.5 points

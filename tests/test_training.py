@@ -122,6 +122,14 @@ def test_compare_reads_final_or_latest_and_never_the_best(tmp_path):
     r = CliRunner().invoke(app, ["report", str(done), str(tmp_path)])
     assert r.exit_code == 2 and "not a training run directory" in r.output and "Traceback" not in r.output
 
+    started = tmp_path / "started"  # what `train` has written before its first epoch ends
+    started.mkdir()
+    for name in ("config.json", "split.json", "command.txt"):
+        shutil.copy(done / name, started / name)
+    r = CliRunner().invoke(app, ["report", str(done), str(started), "--curves", str(tmp_path / "c2.png")])
+    assert r.exit_code == 0 and "| (no evaluation yet; 0/200 epochs) |" in r.stdout, r.output
+    assert "in progress: 0 of 200 epochs complete" in CliRunner().invoke(app, ["report", str(started)]).stdout
+
 
 def test_resume_with_another_config_is_refused(tmp_path, tiny_lt):
     cfg = _cfg(epochs=1)

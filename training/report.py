@@ -174,7 +174,9 @@ def compare_report(run_dirs: list[str | Path]) -> str:
 def _open(run_dir: str | Path) -> RunDir:
     """The run directory, or a `TrainError` naming the folder when it is not one."""
     rd = RunDir(run_dir)
-    if not ((rd.path / rd.CONFIG).is_file() and (rd.path / rd.TRAIN_LOG).is_file()):
+    # A run that has not finished its first epoch has its config and command.txt, and no train_log.jsonl yet.
+    started = (rd.path / rd.TRAIN_LOG).is_file() or (rd.path / rd.COMMAND).is_file()
+    if not ((rd.path / rd.CONFIG).is_file() and started):
         raise TrainError(f"{rd.path}: not a training run directory (no {rd.CONFIG} and {rd.TRAIN_LOG}); give the "
                          f"folder that `glmc-zoo train -o` wrote")
     return rd

@@ -11,7 +11,7 @@ def glmc_model_names(pretrained: bool = False) -> list[str]:
     here (timm's own notion of pretrained)."""
     import timm
 
-    return sorted(timm.list_models("glmc_*", pretrained=pretrained))
+    return list(timm.list_models("glmc_*", pretrained=pretrained))  # timm's order (natural: if50 before if100)
 
 
 __all__ = ["GLMCOutput", "GLMCResNet", "GLMCTimm", "WEIGHTS", "WeightSet", "get_weights", "glmc_model_names", "weight_sets"]
