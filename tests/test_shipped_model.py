@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import glmc_zoo
-from glmc_zoo.inference import DEFAULT_MODEL, Predictor
+from glmc_zoo.inference import DEFAULT_MODEL, Predictor, bundled_onnx
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # The card's top-1 is measured on the full 10,000-image test set; the first 100 test JPEGs of every class
@@ -73,7 +73,7 @@ def test_cli_default_predicts_the_example_cat():
     assert np.isclose(sum(p["score"] for p in out[0]["predictions"]), 1.0, atol=0.2)
 
 
-SHIPPED = sorted(p.name for p in (Path(glmc_zoo.__file__).parent / "weights").iterdir() if p.is_dir())
+SHIPPED = [w.name for w in glmc_zoo.weight_sets() if w.availability == "bundled"]  # every folder in glmc_zoo/weights/
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -87,13 +87,13 @@ def test_every_shipped_set_is_measured_and_its_onnx_is_its_export(name, cifar_te
     ws = glmc_zoo.get_weights(name)
     assert ws.availability == "bundled" and ws.trained_by == "glmc-zoo" and ws.metrics_kind == "measured"
     assert 0 < ws.metrics["top1"] <= 100 and len(ws.per_class) == len(ws.labels) == len(ws.class_counts)
-    folder = Path(glmc_zoo.__file__).parent / "weights" / name
-    meta = ort.InferenceSession(str(folder / "model.onnx")).get_modelmeta().custom_metadata_map["glmc_zoo"]
-    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    onnx = bundled_onnx(name)
+    meta = ort.InferenceSession(str(onnx)).get_modelmeta().custom_metadata_map["glmc_zoo"]
+    sha = hashlib.sha256(onnx.with_name("model.safetensors").read_bytes()).hexdigest()
     assert json.loads(meta)["weights_sha256"] == sha, f"re-export {name}/model.onnx from its weights"
     paths = cifar_test_images[0]
     top = [[r.predictions[0]["index"] for r in Predictor(m, backend=b).predict(paths, top_k=1)]
-           for m, b in ((str(folder / "model.onnx"), "onnx"), (name, "torch"))]
+           for m, b in ((str(onnx), "onnx"), (name, "torch"))]
     assert top[0] == top[1]
     top1 = 100 * float(np.mean(np.asarray(top[0]) == np.asarray(cifar_test_images[1])))
     print(f"{name}: top-1 {top1:.1f}% on 200 test JPEGs (card: {ws.metrics['top1']})")

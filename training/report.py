@@ -177,7 +177,8 @@ def _open(run_dir: str | Path) -> RunDir:
     # A run that has not finished its first epoch has its config and command.txt, and no train_log.jsonl yet.
     started = (rd.path / rd.TRAIN_LOG).is_file() or (rd.path / rd.COMMAND).is_file()
     if not ((rd.path / rd.CONFIG).is_file() and started):
-        raise TrainError(f"{rd.path}: not a training run directory (no {rd.CONFIG} and {rd.TRAIN_LOG}); give the "
+        raise TrainError(f"{rd.path}: not a training run directory (no {rd.CONFIG}, or neither {rd.TRAIN_LOG} nor "
+                         f"{rd.COMMAND}); give the "
                          f"folder that `glmc-zoo train -o` wrote")
     return rd
 
