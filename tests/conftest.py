@@ -20,8 +20,8 @@ else:
 
 #: What every training test pins, so that its numbers do not depend on the CPU it runs on: fp32 (amp=auto
 #: would take bf16 on a CPU with AVX512-BF16/AMX, and the tolerances are fp32's) and no torch.compile
-#: (compile=auto turns it on where bf16 is native, minutes of compiling per test). The bf16 path has tests
-#: of its own, run where the CPU computes bf16 natively.
+#: (compile=on costs minutes of compiling per test; compile=auto compiles on CUDA). The bf16 and compiled paths
+#: have tests of their own, the bf16 ones run where the CPU computes bf16 natively.
 PINNED = dict(amp="none", compile="off")
 
 

@@ -61,8 +61,8 @@ class TrainConfig:
     workers: int = 4  # DataLoader workers for file-based (ImageNet-sized) data
     amp: str = "auto"  # auto (bf16 where the device has native bf16 and it pays: CUDA, CPUs with AVX512-BF16/AMX) | bf16 | none
     channels_last: bool = True
-    # torch.compile of the training forward: auto (where measured to pay: CUDA, and CPUs training in native bf16;
-    # off for fp32 on a CPU, where it measured no gain) | on | off. A run-time choice: a run resumes with another.
+    # torch.compile of the training forward: auto (on CUDA; off on a CPU, in fp32 and in bf16, where the full
+    # GLMC step measured no gain for minutes of compiling) | on | off. A run-time choice: a run resumes with another.
     compile: str = "auto"
     keep_best: bool = False  # also keep the best epoch's weights, labelled as selected on the test set
     # many ranks (torchrun): BatchNorm statistics over the global batch. Off as released (each rank's own slice)

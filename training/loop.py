@@ -84,11 +84,12 @@ def resolve_precision(amp: str, device: torch.device, resumed: str | None = None
 def resolve_compile(setting: str, device: torch.device, precision: str) -> tuple[bool, str]:
     """`compile` (auto | on | off) -> (whether to torch.compile the training forward, why).
 
-    auto decides by what was measured side by side (benchmarks/train_throughput.py, width 16):
-    on CUDA, and on a CPU training in native bf16 (Xeon with AMX, batch 128: compiled 345 img/s
-    against 272 eager) it pays; in fp32 on a CPU it does not reliably (AMD EPYC, AVX2: the compiled GLMC
-    step 0.94x the eager one at batch 64 and 1.10x at 128, rounds differing by about 10%, after minutes of
-    compiling at every start and resume), so it stays off there.
+    auto decides by what was measured side by side (benchmarks/train_throughput.py, width 16, the full
+    GLMC step): it compiles on CUDA and stays eager on a CPU, where it did not pay in either precision and
+    costs minutes of compiling at every start and resume. AMD EPYC, AVX2, fp32: the compiled step 0.94x
+    the eager one at batch 64 and 1.10x at 128 (rounds differing by about 10%). Intel Xeon with AMX, bf16
+    (20 steps, best of 3 rounds): 1.02x at batch 64 and 0.93x at 128, though the bare compiled bf16
+    forward+backward was 1.08x its eager floor at batch 64.
     """
     if setting == "on":
         return True, "compile=on"
@@ -96,8 +97,6 @@ def resolve_compile(setting: str, device: torch.device, precision: str) -> tuple
         return False, "compile=off"
     if device.type == "cuda":
         return True, "compile=auto: CUDA"
-    if device.type == "cpu" and precision == "bf16" and cpu_has_native_bf16():
-        return True, "compile=auto: a CPU training in native bf16, where it was measured to pay"
     return False, (f"compile=auto: off for {precision} on this {device.type}, where it was measured not to pay "
                    f"(set compile=on to force it)")
 
