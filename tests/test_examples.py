@@ -55,4 +55,5 @@ def test_the_launcher_names_a_missing_script(tmp_path):
         r = _run(*args, cwd=tmp_path)
         assert r.returncode == 1 and "usage: python examples/timm_train.py PATH/TO/train.py" in r.stderr
         assert "Traceback" not in r.stderr
-    assert f"{tmp_path / 'nope.py'}: not a Python script that exists" in _run(tmp_path / "nope.py", cwd=tmp_path).stderr
+        if args:
+            assert f"{args[0]}: not a Python script that exists" in r.stderr
