@@ -68,6 +68,18 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, tiny_lt):
     assert all(torch.allclose(sa[k].float(), sc[k].float(), atol=1e-6) for k in sa)
     assert second["top1"] == full["top1"]
 
+    # a clone of a finished run has its checkpoint but not model/ (ignored by git): a resume makes it again,
+    # from the final checkpoint, without training or logging a second final evaluation
+    import shutil
+
+    shutil.rmtree(tmp_path / "c" / "model")
+    again = train(cfg, tmp_path / "c", device="cpu", progress=False, data=tiny_lt, resume=tmp_path / "c",
+                  command="glmc-zoo train START --resume c")
+    assert again["top1"] == full["top1"] and (tmp_path / "c" / "model" / "model.safetensors").is_file()
+    assert "resumed at epoch 2 of 2, its end" in (tmp_path / "c" / "run.log").read_text()
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert len((tmp_path / "c" / "train_log.jsonl").read_text().splitlines()) == 2
+
 
 def test_training_time_names_an_epoch_that_shared_the_machine(tmp_path):
     """The total is the sum of the logged epochs (a repeated epoch counted once); when an epoch took far longer

@@ -153,6 +153,9 @@ class RunDir:
             **held_out)))
         if command and resumed_at is None:
             write_text_atomic(self.path / self.COMMAND, command + "\n")
+        elif command and resumed_at[0] >= cfg.epochs:  # a finished run (e.g. a clone without its model/ folder)
+            self.log(f"resumed at epoch {cfg.epochs} of {cfg.epochs}, its end: the final evaluation and the weights "
+                     f"folder are made again from the checkpoint: {command}", echo)
         elif command:
             self.log(f"resumed at epoch {resumed_at[0] + 1}, step {resumed_at[1]}: {command}", echo)
 
