@@ -115,6 +115,7 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int, 
     trainer = best["full_compiled"] if (auto and compiled) else best["full"]
     return dict(arch=arch, batch=batch, precision=precision, compile_auto=auto,
                 **{f"{k}_img_s": round(v, 1) for k, v in best.items()},
+                rounds_img_s={k: [round(x, 1) for x in v] for k, v in rates.items()},
                 best_floor=max(floors, key=floors.get), trainer_img_s=round(trainer, 1),
                 ratio=round(trainer / max(floors.values()), 3),
                 best_full_ratio=round(max(v for k, v in best.items() if k.startswith("full")) / max(floors.values()), 3))
@@ -128,6 +129,8 @@ def main() -> list[dict]:
     p.add_argument("--batches", default="64,128")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each variant's best is kept")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--spread", action="store_true", help="also print every round's images/s of each variant "
+                   "(rounds on a 2-core machine differ by 10%% or more: read a ratio against that spread)")
     p.add_argument("--no-compile", action="store_true", help="leave out the compiled variants (minutes each on a CPU)")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -150,6 +153,12 @@ def main() -> list[dict]:
                   + f" {r['fp32_img_s']} | {r['bf16_img_s']} |"
                   + (f" {r['fp32_compiled_img_s']} | {r['bf16_compiled_img_s']} |" if c else "")
                   + f" {r['ratio']:.2f} (best floor: {r['best_floor']}) |")
+        if a.spread:
+            print("\nEvery round (images/s, in the order run):")
+            for r in rows:
+                for k, v in r["rounds_img_s"].items():
+                    print(f"- {r['arch']}, batch {r['batch']}, {k}: {', '.join(map(str, v))} "
+                          f"(spread {(max(v) - min(v)) / max(v) * 100:.0f}%)")
     return rows
 
 
