@@ -548,6 +548,8 @@ def bundle(
                                                               "package's weights/ folder).")] = None,
     onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="Also write the folder's model.onnx, verified against "
                                                               "PyTorch on the bundled sample images (as shipped).")] = True,
+    replace: Annotated[bool, typer.Option("--replace", help="Make ROOT/NAME again if it exists (refused without it: "
+                                                             "a shipped tag is never reused by accident).")] = False,
 ) -> None:
     """Ship a finished run as a weight set: safetensors, config with its final-epoch metrics, card, verified .onnx."""
     try:
@@ -559,7 +561,7 @@ def bundle(
             from glmc_zoo.export.onnx import export_onnx
         except ImportError as e:
             raise _fail(f"the .onnx needs the onnx extra: pip install 'glmc-zoo[onnx]' ({e}); or give --no-onnx") from None
-    folder = bundle_run(run_dir, name, data, root, machine)
+    folder = bundle_run(run_dir, name, data, root, machine, replace=replace)
     typer.echo(f"wrote {folder}")
     if onnx:  # the weights folder is whole already: a failed check leaves it without model.onnx, and says so
         from glmc_zoo.samples import sample_images

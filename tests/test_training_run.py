@@ -4,6 +4,7 @@ so that pytest-xdist (`--dist loadfile`) runs it beside the other training tests
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,34 @@ def test_a_finished_run_bundles_into_a_weight_set(tmp_path, tiny_lt):
     from glmc_zoo.training.bundle import bundle_root
 
     assert bundle_root() == Path(glmc_zoo.__file__).resolve().parent / "weights"
+
+    # a shipped run keeps model/ but not checkpoint.pt (removed from git once shipped): it bundles again
+    (out / "checkpoint.pt").unlink()
+    again = bundle_run(out, "glmc_resnet32_w16.smoke", data="CIFAR-10 JPEG subset", root=tmp_path / "again")
+    assert WeightSet.from_folder(again).metrics == ws.metrics
+    # what is not a finished run is named as what it is, with the way on
+    from glmc_zoo.errors import BundleError
+
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "checkpoint.pt").write_bytes((tmp_path / "run" / "model" / "model.safetensors").read_bytes())
+    for folder, says in ((tmp_path / "missing", "no such folder"),
+                         (tmp_path / "half", "not a finished run (no " + str(tmp_path / "half" / "model")
+                          + " folder yet); finish it, or make that folder again from its last checkpoint, with "
+                          f"`glmc-zoo train --resume {tmp_path / 'half'}`"),
+                         (tmp_path / "bundled", "not a run directory of `glmc-zoo train`")):
+        with pytest.raises(BundleError, match="^" + re.escape(f"{folder}: ")) as e:
+            bundle_run(folder, "glmc_resnet32_w16.x", data="x", root=tmp_path / "never")
+        assert says in str(e.value)
+    assert not (tmp_path / "never").exists()
+    # a weight set already there under that name is never replaced by accident; --replace makes it again
+    before = {p.name: p.read_bytes() for p in again.iterdir()}
+    with pytest.raises(BundleError, match=re.escape(f"{again} exists (a weight set named glmc_resnet32_w16.smoke is "
+                                                    "there already): nothing was written")):
+        bundle_run(out, "glmc_resnet32_w16.smoke", data="other words", root=tmp_path / "again")
+    assert {p.name: p.read_bytes() for p in again.iterdir()} == before
+    r = CliRunner().invoke(app, ["bundle", str(out), "glmc_resnet32_w16.smoke", "--data", "other words",
+                                 "--root", str(tmp_path / "again"), "--no-onnx"])
+    assert r.exit_code == 2 and "give --replace" in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(app, ["bundle", str(out), "glmc_resnet32_w16.smoke", "--data", "other words",
+                                 "--root", str(tmp_path / "again"), "--no-onnx", "--replace"])
+    assert r.exit_code == 0 and "other words" in (again / "README.md").read_text(), r.output

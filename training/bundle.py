@@ -30,9 +30,11 @@ SPLITS = {"standard": "the standard (LDAM) split: seed-0 shuffle per class",
 
 
 def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | None = None,
-               machine: str | None = None) -> Path:
+               machine: str | None = None, replace: bool = False) -> Path:
     """Write `root/name/` from `run_dir/model`, tagged `name` and carrying the run's measured
-    final-epoch metrics, exact command, training time and machine, and data provenance."""
+    final-epoch metrics, exact command, training time and machine, and data provenance. An existing
+    `root/name/` (a weight set already shipped under that name) is refused unless `replace`: a tag is
+    never reused for other weights by accident."""
     from glmc_zoo.hub import create_model, save_pretrained
 
     run = RunDir(run_dir)
@@ -40,9 +42,19 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     arch, _, tag = name.partition(".")
     if not (arch and tag):
         raise BundleError(f"{name!r}: name the weight set as ARCH.TAG, e.g. glmc_resnet32_w16.cifar10_lt_if50_e200_jpeg")
-    if not run.is_finished():
-        raise BundleError(f"{run_dir}: not a finished run (no {run.model} beside {run.CHECKPOINT}); finish it with "
-                          f"`glmc-zoo train --resume {run_dir}` first")
+    if not run_dir.is_dir():
+        raise BundleError(f"{run_dir}: no such folder; give the run directory that `glmc-zoo train -o` wrote")
+    if not (run.model / "config.json").is_file():  # written at a run's end; checkpoint.pt may be gone once shipped
+        if run.checkpoint.is_file():
+            raise BundleError(f"{run_dir}: not a finished run (no {run.model} folder yet); finish it, or make that "
+                              f"folder again from its last checkpoint, with `glmc-zoo train --resume {run_dir}`")
+        raise BundleError(f"{run_dir}: not a run directory of `glmc-zoo train` (neither {run.model} nor "
+                          f"{run.CHECKPOINT} is there)")
+    target = Path(root or bundle_root()) / name
+    if (target.exists() or target.is_symlink()) and not replace:
+        raise BundleError(f"{target} exists (a weight set named {name} is there already): nothing was written; "
+                          f"choose a new tag (a tag is never reused for other weights), or give --replace to "
+                          f"make that folder again from {run_dir}")
     cfg = read_config(run.model)
     if cfg["architecture"] != arch:
         raise BundleError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
@@ -62,7 +74,7 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
         training_time=_time_and_machine(run, machine),
         split_file=f"split.json of the run ({_split_text(run_dir)})",
         command=run.started_command() or ws.provenance.get("command", "")))  # the start, not the last resume
-    return save_pretrained(model, Path(root or bundle_root()) / name, ws)
+    return save_pretrained(model, target, ws)
 
 
 def _time_and_machine(run: RunDir, machine: str | None) -> str:
