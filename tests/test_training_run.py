@@ -123,13 +123,16 @@ def test_a_finished_run_bundles_into_a_weight_set(tmp_path, tiny_lt):
     # what is not a finished run is named as what it is, with the way on
     from glmc_zoo.errors import BundleError
 
+    (tmp_path / "logs_only").mkdir()
+    (tmp_path / "logs_only" / "run.log").write_bytes((out / "run.log").read_bytes())
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "checkpoint.pt").write_bytes((tmp_path / "run" / "model" / "model.safetensors").read_bytes())
     for folder, says in ((tmp_path / "missing", "no such folder"),
                          (tmp_path / "half", "not a finished run (no " + str(tmp_path / "half" / "model")
                           + " folder yet); finish it, or make that folder again from its last checkpoint, with "
                           f"`glmc-zoo train --resume {tmp_path / 'half'}`"),
-                         (tmp_path / "bundled", "not a run directory of `glmc-zoo train`")):
+                         (tmp_path / "bundled", "not a run directory of `glmc-zoo train`"),
+                         (tmp_path / "logs_only", "a run's logs without its weights")):
         with pytest.raises(BundleError, match="^" + re.escape(f"{folder}: ")) as e:
             bundle_run(folder, "glmc_resnet32_w16.x", data="x", root=tmp_path / "never")
         assert says in str(e.value)

@@ -48,6 +48,10 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
         if run.checkpoint.is_file():
             raise BundleError(f"{run_dir}: not a finished run (no {run.model} folder yet); finish it, or make that "
                               f"folder again from its last checkpoint, with `glmc-zoo train --resume {run_dir}`")
+        if (run_dir / run.LOG).is_file():  # e.g. a clone of a shipped run: its logs are in git, its weights not
+            raise BundleError(f"{run_dir}: a run's logs without its weights (neither {run.model} nor "
+                              f"{run.CHECKPOINT} is there, as in a clone of a run that was shipped); bundle it where "
+                              f"those are, or load the weight set it shipped as")
         raise BundleError(f"{run_dir}: not a run directory of `glmc-zoo train` (neither {run.model} nor "
                           f"{run.CHECKPOINT} is there)")
     target = Path(root or bundle_root()) / name
