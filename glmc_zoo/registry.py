@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -378,8 +379,13 @@ def default_weights(arch: str) -> WeightSet | None:
 
 
 def weight_sets() -> list[WeightSet]:
-    """Every described weight set (`arch.tag`), loadable or not, sorted by name."""
-    return [WEIGHTS[n] for n in sorted(WEIGHTS) if "." in n]
+    """Every described weight set (`arch.tag`), loadable or not, in natural order of name (numbers by value:
+    `..._if10_...`, `..._if50_...`, `..._if100_...`, as timm's `list_pretrained` orders them)."""
+    return [WEIGHTS[n] for n in sorted(WEIGHTS, key=_natural) if "." in n]
+
+
+def _natural(name: str) -> list:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name.lower())]
 
 
 def get_weights(name: str) -> WeightSet | None:

@@ -238,6 +238,10 @@ def test_pretrained_config_consistency(name):
 def test_every_listed_pretrained_tag_loads_offline():
     """In timm, a listed tag loads: so it is here, for every tag timm.list_pretrained('glmc*') gives."""
     assert LOADABLE == timm.list_pretrained("glmc*") and LOADABLE
+    # `glmc-zoo list --pretrained` (weight_sets) lists them in timm's natural order too: if10, if50, if100
+    assert [w.name for w in glmc_zoo.weight_sets() if w.loadable] == LOADABLE
+    names = [w.name for w in glmc_zoo.weight_sets()]
+    assert names.index("glmc_resnet32.cifar10_lt_if50") < names.index("glmc_resnet32.cifar10_lt_if100")
     assert not timm.is_model_pretrained("glmc_resnet32")  # released weights are converted, not downloaded
     for name in LOADABLE:
         model = timm.create_model(name, pretrained=True).eval()
