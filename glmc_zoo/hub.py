@@ -105,6 +105,14 @@ def _explain_load_failure(ref: str, e: Exception) -> str:
         return (f"{ref}: the files are not in the local Hugging Face cache and the Hub cannot be reached."
                 f"{which} Fetch them once with network access: `hf download {repo}`{unset}, or point to a "
                 f"local folder with local-dir:DIR. Cause: {msg}")
+    if msg.startswith("Invalid pretrained tag") and "." in ref:  # timm's words for an arch.tag it does not know
+        from glmc_zoo.registry import weight_sets
+
+        arch, _, tag = ref.partition(".")
+        tags = [w.name for w in weight_sets() if w.name.startswith(arch + ".")]
+        known = f"its weight sets: {', '.join(tags)}" if tags else "it has no weight sets (pretrained=False builds it)"
+        return (f"unknown model {ref!r}: {arch} has no weight set tagged {tag!r}.{did_you_mean(ref, tags)} {known[0].upper()}"
+                f"{known[1:]}; `glmc-zoo list --pretrained` shows them all.")
     mismatched = [ln.strip() for ln in msg.splitlines() if ln.strip().startswith("size mismatch for ")]
     if mismatched:  # torch lists every tensor, one line each: say it once, with the first example
         return (f"{ref}: the weights do not fit the architecture its config names: {len(mismatched)} tensors differ "

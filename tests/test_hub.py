@@ -164,6 +164,12 @@ def test_missing_files_are_named(tmp_path):
         create_model(f"local-dir:{tmp_path / 'w'}")
     with pytest.raises(ModelLoadError, match="unknown model 'glmc_resnet33'.*Did you mean"):
         create_model("glmc_resnet33")
+    # a known architecture with a tag it does not have (timm says only "Invalid pretrained tag"): its sets are named
+    with pytest.raises(ModelLoadError, match=r"unknown model 'glmc_resnet32_w16.cifar10_lt_if10': glmc_resnet32_w16 has "
+                       r"no weight set tagged 'cifar10_lt_if10'\. Did you mean [^?]*glmc_resnet32_w16.cifar10_lt_if10_e200_jpeg"):
+        create_model("glmc_resnet32_w16.cifar10_lt_if10")
+    with pytest.raises(ModelLoadError, match="glmc_resnet50 has no weight set tagged 'x'.*It has no weight sets"):
+        create_model("glmc_resnet50.x")
 
 
 def _populate_hf_cache(cache: Path, repo_id: str, folder: Path, files=("config.json", "model.safetensors")):
