@@ -20,7 +20,7 @@ import torch
 
 from glmc_zoo.card import model_card
 from glmc_zoo.errors import ModelLoadError, OutputExistsError, did_you_mean, error_text
-from glmc_zoo.registry import CONFIG_NAME, WeightSet, check_config, get_weights, read_config, weight_set_name
+from glmc_zoo.registry import CONFIG_NAME, WeightSet, check_config, get_weights, read_config, weight_set_name, weight_sets
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
@@ -54,6 +54,12 @@ def create_model(ref: str | os.PathLike, pretrained: bool = True, **kwargs) -> t
             raise ModelLoadError(f"unknown model {ref!r}.{did_you_mean(ref, names)} `glmc-zoo list --pretrained` shows "
                                  f"them all; "
                                  f"a weights folder is given as local-dir:DIR.")
+        if "." in ref and get_weights(ref) is None:  # a known architecture, a tag it has not (timm: "Invalid pretrained tag")
+            _, _, tag = ref.partition(".")
+            tags = [w.name for w in weight_sets() if w.name.startswith(arch + ".")]
+            known = f"Its weight sets: {', '.join(tags)}" if tags else "It has no weight sets (pretrained=False builds it)"
+            raise ModelLoadError(f"unknown model {ref!r}: {arch} has no weight set tagged {tag!r}.{did_you_mean(ref, tags)} "
+                                 f"{known}; `glmc-zoo list --pretrained` shows them all.")
     from safetensors import SafetensorError
 
     try:
@@ -105,14 +111,6 @@ def _explain_load_failure(ref: str, e: Exception) -> str:
         return (f"{ref}: the files are not in the local Hugging Face cache and the Hub cannot be reached."
                 f"{which} Fetch them once with network access: `hf download {repo}`{unset}, or point to a "
                 f"local folder with local-dir:DIR. Cause: {msg}")
-    if msg.startswith("Invalid pretrained tag") and "." in ref:  # timm's words for an arch.tag it does not know
-        from glmc_zoo.registry import weight_sets
-
-        arch, _, tag = ref.partition(".")
-        tags = [w.name for w in weight_sets() if w.name.startswith(arch + ".")]
-        known = f"its weight sets: {', '.join(tags)}" if tags else "it has no weight sets (pretrained=False builds it)"
-        return (f"unknown model {ref!r}: {arch} has no weight set tagged {tag!r}.{did_you_mean(ref, tags)} {known[0].upper()}"
-                f"{known[1:]}; `glmc-zoo list --pretrained` shows them all.")
     mismatched = [ln.strip() for ln in msg.splitlines() if ln.strip().startswith("size mismatch for ")]
     if mismatched:  # torch lists every tensor, one line each: say it once, with the first example
         return (f"{ref}: the weights do not fit the architecture its config names: {len(mismatched)} tensors differ "

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from glmc_zoo.errors import BundleError
-from glmc_zoo.registry import WeightSet, read_config
+from glmc_zoo.registry import CONFIG_NAME, WeightSet, read_config
 from glmc_zoo.training.rundir import RunDir
 
 
@@ -44,7 +44,7 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
         raise BundleError(f"{name!r}: name the weight set as ARCH.TAG, e.g. glmc_resnet32_w16.cifar10_lt_if50_e200_jpeg")
     if not run_dir.is_dir():
         raise BundleError(f"{run_dir}: no such folder; give the run directory that `glmc-zoo train -o` wrote")
-    if not (run.model / "config.json").is_file():  # written at a run's end; checkpoint.pt may be gone once shipped
+    if not (run.model / CONFIG_NAME).is_file():  # written at a run's end; checkpoint.pt may be gone once shipped
         if run.checkpoint.is_file():
             raise BundleError(f"{run_dir}: not a finished run (no {run.model} folder yet); finish it, or make that "
                               f"folder again from its last checkpoint, with `glmc-zoo train --resume {run_dir}`")
