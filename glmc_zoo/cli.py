@@ -209,10 +209,12 @@ def _info_rows(data: dict) -> dict:
 
 @command()
 def convert(
-    checkpoint: Annotated[Path, typer.Argument(help="The authors' ckpt.pth.tar, a bare state dict, or (with "
-                                                    "--as-timm) any glmc-zoo model reference.")],
+    checkpoint: Annotated[Path, typer.Argument(help="The authors' ckpt.pth.tar, a bare state dict, an "
+                                                    "EfficientNet-PyTorch checkpoint (efficientnet-lite0-*.pth: recognised "
+                                                    "by its names), or (with --as-timm) any glmc-zoo model reference.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights folder to write.")],
-    arch: Annotated[str | None, typer.Option("--arch", help="Architecture of the checkpoint, e.g. glmc_resnet32.")] = None,
+    arch: Annotated[str | None, typer.Option("--arch", help="Architecture of the checkpoint, e.g. glmc_resnet32 "
+                                                            "(tf_efficientnet_lite0 for EfficientNet-PyTorch's Lite0).")] = None,
     num_classes: Annotated[int | None, typer.Option("--num-classes", help="Classes of the checkpoint's heads.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Pretrained entry for preprocessing and labels, "
                                                           "e.g. cifar100_lt_if100.")] = None,
@@ -220,24 +222,23 @@ def convert(
                                                                "for --tag: attach the numbers they report.")] = False,
     as_timm: Annotated[bool, typer.Option("--as-timm", help="Write a plain timm resnet50 / resnext50_32x4d folder "
                                                             "(fc_cb as fc), loadable without glmc-zoo.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace the weights folder already at --output "
+                                                            "(refused otherwise).")] = False,
 ) -> None:
-    """Convert a released GLMC checkpoint (read with weights_only=True) into the zoo's format, or a
-    zoo model into a plain timm model folder (--as-timm)."""
+    """Convert a released GLMC checkpoint (read with weights_only=True) into the zoo's format, EfficientNet(-Lite)
+    ImageNet weights into a timm backbone folder, or a zoo model into a plain timm model folder (--as-timm)."""
     if as_timm:
         from glmc_zoo.convert import export_timm
 
-        out = export_timm(str(checkpoint), output)
+        out = export_timm(str(checkpoint), output, replace=replace)
         typer.echo(f"wrote {out}; load it without glmc-zoo: timm.create_model('local-dir:{out}', pretrained=True)")
         return
-    if not arch or not num_classes:
-        raise _fail("converting a checkpoint needs --arch (e.g. glmc_resnet32) and --num-classes")
-    if released and not tag:
-        raise _fail("--released needs --tag: which released run the file is (e.g. cifar100_lt_if100)")
-    from glmc_zoo.convert import convert_checkpoint
+    from glmc_zoo.convert import convert_file
 
-    out = convert_checkpoint(checkpoint, arch, num_classes, output, tag=tag, released=released)
-    typer.echo(f"wrote {out} (model.safetensors, config.json, README.md); load it with "
-               f"timm.create_model('local-dir:{out}', pretrained=True)")
+    out, what = convert_file(checkpoint, output, arch, num_classes, tag=tag, released=released, replace=replace)
+    typer.echo(f"wrote {out}: {what} (model.safetensors, config.json); load it with "
+               f"timm.create_model('local-dir:{out}', pretrained=True)"
+               + ("" if what.startswith("a GLMC") else f", or train GLMC from it: glmc-zoo train ... --set init=local-dir:{out}"))
 
 
 @command()

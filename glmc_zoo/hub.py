@@ -215,6 +215,18 @@ def check_replaceable(target: Path) -> None:
                                 f"or empty folder, or remove it yourself")
 
 
+def check_new_output(target: Path, replace: bool = False) -> None:
+    """`check_replaceable`, and an existing weights folder is replaced only when the user asked (`replace`,
+    the CLI's `--replace`): a trained run's `model/`, a shipped weight set or the source itself is never
+    written over by a command that was only asked to make a folder."""
+    target = Path(target)
+    check_replaceable(target)
+    if not replace and target.is_dir() and any(target.iterdir()):
+        held = ", ".join(sorted(p.name for p in target.iterdir()))
+        raise OutputExistsError(f"{target} already holds a weights folder ({held}): nothing was written; give a new "
+                                f"folder, or --replace to replace it")
+
+
 def replace_dir(new: Path, target: Path) -> None:
     """Move the finished folder `new` into `target`. An existing `target` (an earlier weights folder:
     `check_replaceable`) is first renamed aside and deleted only after the new one is in place, so a

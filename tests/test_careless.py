@@ -134,9 +134,16 @@ def test_convert_never_deletes_a_folder_of_someones_files(tmp_path, w16_folder):
     assert _snapshot(mine) == before
     r = run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", mine / "notes.txt")
     assert r.exit_code == 2 and "is a file" in r.output and _snapshot(mine) == before
-    out = tmp_path / "weights"  # an earlier weights folder of its own is replaced, as asked
+    out = tmp_path / "weights"  # an earlier weights folder is replaced only when asked (--replace)
     assert run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", out).exit_code == 0
-    assert run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", out).exit_code == 0
+    held = _snapshot(out)
+    r = run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", out)
+    assert r.exit_code == 2 and "already holds a weights folder" in r.output and "--replace" in r.output
+    assert _snapshot(out) == held
+    r = run("convert", out, "--as-timm", "-o", out)  # its own source: refused, not replaced by a half-read copy
+    assert r.exit_code == 2 and _snapshot(out) == held
+    assert run("convert", ckpt, "--arch", "glmc_resnet32_w16", "--num-classes", "10", "-o", out,
+               "--replace").exit_code == 0
 
 
 @pytest.mark.slow
