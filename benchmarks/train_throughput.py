@@ -36,7 +36,7 @@ def machine() -> str:
 
 
 def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int, compiled: bool = True,
-          rounds: int = 2) -> dict:
+          rounds: int = 2, model_args: dict | None = None, amp: str = "auto") -> dict:
     import timm
 
     import glmc_zoo  # noqa: F401
@@ -49,7 +49,7 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int, 
     cfg = get_config("cifar10_lt_if100")
     mf = torch.channels_last
     torch.manual_seed(0)
-    model = timm.create_model(arch, num_classes=10).to(device).to(memory_format=mf).train()
+    model = timm.create_model(arch, num_classes=10, **(model_args or {})).to(device).to(memory_format=mf).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-3)
     fwd = TwoViewForward(model)
     fwd_c = torch.compile(fwd) if compiled else None
@@ -58,7 +58,7 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int, 
     mean, std = torch.tensor([0.49, 0.48, 0.45], device=device), torch.tensor([0.25, 0.24, 0.26], device=device)
     label_w = class_weights(torch.tensor([5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]), 1.2).to(device)
     gen = torch.Generator().manual_seed(0)
-    precision, _ = resolve_precision("auto", device)
+    precision, _ = resolve_precision(amp, device)
     bf16 = precision == "bf16"
 
     def full(f):
@@ -113,7 +113,8 @@ def bench(arch: str, batch: int, device: torch.device, steps: int, warmup: int, 
     floors = {k: v for k, v in best.items() if not k.startswith("full")}
     auto, _ = resolve_compile("auto", device, precision)
     trainer = best["full_compiled"] if (auto and compiled) else best["full"]
-    return dict(arch=arch, batch=batch, precision=precision, compile_auto=auto,
+    label = f"{arch} {json.dumps(model_args, separators=(',', ':'))}" if model_args else arch
+    return dict(arch=label, batch=batch, precision=precision, compile_auto=auto,
                 **{f"{k}_img_s": round(v, 1) for k, v in best.items()},
                 rounds_img_s={k: [round(x, 1) for x in v] for k, v in rates.items()},
                 best_floor=max(floors, key=floors.get), trainer_img_s=round(trainer, 1),
@@ -127,16 +128,27 @@ def main() -> list[dict]:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--archs", default="glmc_resnet32_w16,glmc_resnet32")
     p.add_argument("--batches", default="64,128")
+    p.add_argument("--model-args", default="", help="keyword arguments of every model, as JSON: "
+                   "'{\"backbone\": \"tf_efficientnet_lite0\", \"upsample_to\": 128}' with --archs glmc_timm")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each variant's best is kept")
     p.add_argument("--json", action="store_true")
     p.add_argument("--spread", action="store_true", help="also print every round's images/s of each variant "
                    "(rounds on a 2-core machine differ by 10%% or more: read a ratio against that spread)")
+    p.add_argument("--amp", choices=("auto", "bf16", "none"), default="auto",
+                   help="the GLMC step's precision, as the trainer's amp key (default: what amp=auto takes here)")
     p.add_argument("--no-compile", action="store_true", help="leave out the compiled variants (minutes each on a CPU)")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if min(a.steps, a.rounds) < 1 or a.warmup < 0:
         p.error("--steps and --rounds must be at least 1, --warmup at least 0")
-    rows = [bench(arch, b, device, a.steps, a.warmup, compiled=not a.no_compile, rounds=a.rounds)
+    try:
+        model_args = json.loads(a.model_args) if a.model_args else {}
+    except ValueError as e:
+        p.error(f"--model-args {a.model_args!r}: not JSON ({e})")
+    if not isinstance(model_args, dict):
+        p.error(f"--model-args {a.model_args!r}: give a JSON object of keyword arguments")
+    rows = [bench(arch, b, device, a.steps, a.warmup, compiled=not a.no_compile, rounds=a.rounds, model_args=model_args,
+                  amp=a.amp)
             for arch in a.archs.split(",") for b in map(int, a.batches.split(","))]
     if a.json:
         print(json.dumps(dict(machine=machine(), rows=rows), indent=2))

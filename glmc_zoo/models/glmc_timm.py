@@ -17,6 +17,7 @@ into `model.backbone` strictly (`load_backbone`). `timm.create_model` records `b
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from timm.models import generate_default_cfgs
 
 from glmc_zoo.models.glmc_resnet import GLMCHeads, GLMCOutput, TimmCfgAlias, drop_training_heads, register_glmc_model
@@ -35,13 +36,21 @@ class GLMCTimm(GLMCHeads, TimmCfgAlias, nn.Module):
         num_classes: classes of `fc` and `fc_cb`.
         proj_dim: P, the width of the consistency heads (the released ImageNet models use 256).
         training_heads: False keeps only `fc_cb` (inference, or fine-tuning through `forward()` under DDP).
+        upsample_to: S > 0 resizes every input (bilinear) to S x S before the backbone, inside the model: a
+            backbone pretrained on ImageNet-sized photos, trained on 32-px images (CIFAR) upsampled to S, is a
+            32-px model from outside, so that training, evaluation, `predict` and an ONNX export all give it
+            the same pixels. 0 (the default) feeds the input as it is.
     """
 
     def __init__(self, backbone: str = "resnet18", backbone_args: dict | None = None, num_classes: int = 1000,
                  proj_dim: int = 256, in_chans: int = 3, drop_rate: float = 0.0, global_pool: str | None = None,
-                 training_heads: bool = True):
+                 training_heads: bool = True, upsample_to: int = 0):
         super().__init__()
         import timm
+
+        if isinstance(upsample_to, bool) or not isinstance(upsample_to, int) or not 0 <= upsample_to <= 1024:
+            raise ValueError(f"upsample_to={upsample_to!r}: give the backbone's input side in pixels, 1-1024 (0: off)")
+        self.upsample_to = upsample_to
 
         if not isinstance(backbone, str) or not timm.is_model(backbone.split(".", 1)[0]):
             raise ValueError(f"backbone={backbone!r}: not a timm architecture; `timm.list_models()` names them all "
@@ -88,7 +97,7 @@ class GLMCTimm(GLMCHeads, TimmCfgAlias, nn.Module):
         """The backbone's `forward_intermediates` (timm's contract), where the backbone has one."""
         if not hasattr(self.backbone, "forward_intermediates"):
             raise NotImplementedError(f"{type(self.backbone).__name__} has no forward_intermediates in this timm")
-        return self.backbone.forward_intermediates(x, indices=indices, norm=norm, stop_early=stop_early,
+        return self.backbone.forward_intermediates(self._resized(x), indices=indices, norm=norm, stop_early=stop_early,
                                                    output_fmt=output_fmt, intermediates_only=intermediates_only)
 
     def prune_intermediate_layers(self, indices=1, prune_norm: bool = False, prune_head: bool = True):
@@ -98,9 +107,15 @@ class GLMCTimm(GLMCHeads, TimmCfgAlias, nn.Module):
             self._prune_heads()
         return take
 
+    def _resized(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 3, S, S) with `upsample_to` S (bilinear, as torchvision's Resize of a tensor), else x."""
+        if self.upsample_to:
+            return F.interpolate(x, size=(self.upsample_to, self.upsample_to), mode="bilinear", align_corners=False)
+        return x
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's unpooled features (a map for CNNs, tokens for ViTs)."""
-        return self.backbone.forward_features(x)
+        return self.backbone.forward_features(self._resized(x))
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """`forward_features` output -> (B, F) pooled features (the backbone's own pooling and pre-logits)."""
