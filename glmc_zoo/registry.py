@@ -116,6 +116,9 @@ class WeightSet:
     per_class: dict[str, float | None] | None = None
     plain_head: dict[str, float] | None = None
     provenance: dict = field(default_factory=dict)
+    #: the architecture's keyword arguments these weights need (timm's `model_args` of the saved folder: a
+    #: glmc_timm's backbone, backbone_args, upsample_to; a CIFAR ResNet's blocks_per_stage); `ARCH.TAG` builds it
+    model_args: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.availability not in AVAILABILITY:
@@ -155,7 +158,8 @@ class WeightSet:
                     class_counts=list(self.class_counts) if self.class_counts else None, recipe=self.recipe,
                     trained_by=self.trained_by, **({"per_class": dict(self.per_class)} if self.per_class else {}),
                     **({"plain_head": dict(self.plain_head)} if self.plain_head else {}),
-                    **({"provenance": dict(self.provenance)} if self.provenance else {}))
+                    **({"provenance": dict(self.provenance)} if self.provenance else {}),
+                    **({"model_args": dict(self.model_args)} if self.model_args else {}))
 
     # -- the `glmc` block of a weights folder's config.json: written and read here only ----------
 
@@ -194,9 +198,18 @@ class WeightSet:
         block = config.get("glmc") or {}
         if not isinstance(block, dict):
             raise ModelLoadError(f"{where}: \"glmc\" is a {type(block).__name__}, not an object. {_RESTORE}")
+        args = config.get("model_args") or {}
+        if not isinstance(args, dict):
+            raise ModelLoadError(f"{where}: \"model_args\" is a {type(args).__name__}, not an object. {_RESTORE}")
         return cls(weight_set_name(cfg, config["architecture"]), cfg, "local",
-                   "a weights folder", **_read_block(block, where))
+                   "a weights folder", **_read_block(block, where),
+                   model_args={k: v for k, v in args.items() if k not in RUN_MODEL_ARGS})
 
+
+#: Keys of a folder's `model_args` that describe the use, not the architecture of the weights: never taken from
+#: a record (the class count is the record's own `num_classes`).
+RUN_MODEL_ARGS = ("num_classes", "global_pool", "in_chans", "pretrained", "pretrained_cfg", "drop_rate",
+                  "drop_path_rate", "training_heads")
 
 #: The typed keys of the `glmc` block (`WeightSet.glmc_block`); any other key is provenance, kept as it is.
 _BLOCK_KEYS = ("metrics", "metrics_kind", "metrics_source", "per_class", "plain_head", "class_counts", "recipe",
@@ -299,7 +312,8 @@ def _bundled(arch_tag: str) -> WeightSet:
                    kind=saved.metrics_kind, file=str(folder / "model.safetensors"),
                    **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k] for k in keys})
     return replace(entry, class_counts=saved.class_counts, recipe=saved.recipe, trained_by=saved.trained_by,
-                   per_class=saved.per_class, plain_head=saved.plain_head, provenance=saved.provenance)
+                   per_class=saved.per_class, plain_head=saved.plain_head, provenance=saved.provenance,
+                   model_args=saved.model_args)
 
 
 _TABLE = {
@@ -356,6 +370,9 @@ def _defaults_first(table: dict[str, WeightSet], defaults: dict[str, str]) -> di
     takes an architecture's first tag as its default); a withdrawn record is never moved there."""
     first = [n for n in (f"{a}.{t}" for a, t in defaults.items())
              if n in table and table[n].availability != "withdrawn"]
+    # an architecture without a named default whose record is the architecture alone (glmc_timm: weight sets on
+    # different backbones, none of them the architecture's) keeps that record as its default
+    first += [n for n in table if "." not in n and n not in defaults]
     return {n: table[n] for n in first + [n for n in table if n not in first]}
 
 
@@ -370,12 +387,14 @@ def architectures() -> list[str]:
 
 def default_weights(arch: str) -> WeightSet | None:
     """The architecture's default weight set: `DEFAULT_TAGS` names it (and `WEIGHTS` lists it first, as timm's
-    `generate_default_cfgs` takes it); an architecture without one has its first record, never a withdrawn one."""
+    `generate_default_cfgs` takes it); an architecture without one has its own record (architecture only) where
+    there is one, else its first weight set, never a withdrawn one."""
     named = WEIGHTS.get(f"{arch}.{DEFAULT_TAGS[arch]}") if arch in DEFAULT_TAGS else None
     if named is not None and named.availability != "withdrawn":
         return named
-    return next((w for n, w in WEIGHTS.items() if w.arch == arch and "." in n and w.availability != "withdrawn"),
-                None) or WEIGHTS.get(arch)
+    if arch in WEIGHTS:  # the architecture's own record (no weights, or weights on backbones that differ)
+        return WEIGHTS[arch]
+    return next((w for n, w in WEIGHTS.items() if w.arch == arch and "." in n and w.availability != "withdrawn"), None)
 
 
 def weight_sets() -> list[WeightSet]:

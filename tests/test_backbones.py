@@ -225,8 +225,19 @@ def test_a_backbone_trains_from_pretrained_saves_reloads_and_exports(arch, tmp_p
         assert torch.equal(model(x), fresh(x))
     from glmc_zoo.training.bundle import bundle_run
 
-    with pytest.raises(ValueError, match="cannot be shipped inside the package yet.*local-dir:"):
-        bundle_run(out, "glmc_timm.t", data="CIFAR-10", root=tmp_path / "bundled")
+    from glmc_zoo.models.glmc_resnet import record_model_args
+    from glmc_zoo.registry import WEIGHTS, WeightSet
+
+    shipped = bundle_run(out, "glmc_timm.t", data="CIFAR-10", root=tmp_path / "bundled")  # its record carries the backbone
+    ws = WeightSet.from_folder(shipped)
+    assert ws.model_args == dict(backbone=arch, backbone_args=BACKBONES[arch])
+    WEIGHTS["glmc_timm.t"] = ws  # as the registry reads a shipped folder: `glmc_timm.t` builds that backbone
+    try:
+        assert record_model_args("glmc_timm", dict(pretrained_cfg="t", num_classes=3)) == dict(
+            ws.model_args, pretrained_cfg="t", num_classes=3)
+        assert record_model_args("glmc_timm", dict(num_classes=3)) == dict(num_classes=3)  # no tag: the plain architecture
+    finally:
+        del WEIGHTS["glmc_timm.t"]
     report = export_onnx(str(out / "model"), tmp_path / "m.onnx", verify_images=cifar_test_images[0][:32])
     assert report.verified and report.passed and report.compared >= 32, report
 

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -62,14 +61,6 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     cfg = read_config(run.model)
     if cfg["architecture"] != arch:
         raise BundleError(f"{run_dir}: the run trained {cfg['architecture']}, not {arch}")
-    # The registry's records carry the class count, but no other architecture arguments yet.
-    extra = {k: v for k, v in cfg.get("model_args", {}).items() if k not in ("num_classes", "global_pool")}
-    if extra:
-        what = (f"on a {extra['backbone']} backbone" if extra.get("backbone") else
-                f"built with model_args {json.dumps(extra)}")
-        raise BundleError(f"{run_dir}: a {arch} {what} cannot be shipped inside the package yet (its record would "
-                         f"build the plain {arch}); publish its folder (`glmc-zoo push`) and load it as hf-hub:ORG/NAME, "
-                         f"or use it as local-dir:{run.model}")
     model = create_model(str(run.model))
     model.pretrained_cfg = dict(model.pretrained_cfg, tag=tag, architecture=arch)
     ws = WeightSet.from_config(cfg, str(run.model / "config.json"))

@@ -378,7 +378,19 @@ def _check_weights_available(variant: str, kwargs: dict) -> None:
         )
 
 
+def record_model_args(variant: str, kwargs: dict) -> dict:
+    """`kwargs` with the architecture arguments of the weight set a tag names (`variant.TAG`: its record's
+    `model_args`, e.g. a glmc_timm set's backbone), the caller's own values kept. No tag, no change: the plain
+    architecture name builds the plain architecture."""
+    tag = kwargs.get("pretrained_cfg")
+    ws = WEIGHTS.get(f"{variant}.{tag}") if isinstance(tag, str) and tag else None
+    if ws is None or not ws.model_args:
+        return kwargs
+    return dict(ws.model_args, **kwargs)
+
+
 def _create(model_cls: type[GLMCResNet], variant: str, pretrained: bool, **kwargs) -> nn.Module:
+    kwargs = record_model_args(variant, kwargs)
     if pretrained:
         _check_weights_available(variant, kwargs)
     if kwargs.get("drop_path_rate"):

@@ -146,8 +146,9 @@ def _prefixed(rule):
 def _create_glmc_timm(variant: str, pretrained: bool, **kwargs) -> GLMCTimm:
     from timm.models import build_model_with_cfg
 
-    from glmc_zoo.models.glmc_resnet import _check_weights_available
+    from glmc_zoo.models.glmc_resnet import _check_weights_available, record_model_args
 
+    kwargs = record_model_args(variant, kwargs)
     if pretrained:
         _check_weights_available(variant, kwargs)
     own_cfg = kwargs.get("pretrained_cfg") is None and kwargs.get("pretrained_cfg_overlay") is None
