@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import warnings
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from glmc_zoo._meta import __version__
+from glmc_zoo.atomic import output_target, place_file, temp_file_for
 from glmc_zoo.errors import ExportError, VerificationFailed
 
 FP32_ATOL = 1e-4  # |logit difference| allowed on small logits, fp32
@@ -160,11 +160,9 @@ def export_onnx(model_ref: str, output: str | Path, opset: int = MIN_OPSET, fp16
         raise ExportError("--int8 and --fp16 exclude each other: choose one")
     check_export_args(output, opset, batch_size, precision, calibration)
     output = Path(output)
+    output_target(output)  # a folder, the package's own weights: refused before the model is loaded
     model = create_model(model_ref, pretrained=True).cpu().eval()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file_for(output)
     try:
         proto = fp32_proto = _export_fp32(model, opset, batch_size)
         if fp16:
@@ -189,8 +187,7 @@ def export_onnx(model_ref: str, output: str | Path, opset: int = MIN_OPSET, fp16
                 report.speed = int8_speed(fp32_proto, tmp, tuple(model.pretrained_cfg["input_size"]))
         else:
             report = VerifyReport(precision, verified=False)
-        tmp.chmod(0o644)
-        os.replace(tmp, output)
+        place_file(tmp, output)  # a regular file renamed into place; /dev/null, a FIFO: written through
         return report
     finally:
         tmp.unlink(missing_ok=True)

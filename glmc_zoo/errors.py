@@ -86,5 +86,9 @@ class OutputExistsError(GLMCZooError, FileExistsError):
     """An output path holds something this command did not write: nothing was replaced."""
 
 
+class OutputRefusedError(GLMCZooError, PermissionError):
+    """An output path that no command but one may write (the package's own weight sets: `glmc-zoo bundle`)."""
+
+
 class DeviceError(GLMCZooError, ValueError):
     """A --device that is not in the one vocabulary (`glmc_zoo.devices`), or one that is not here."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from glmc_zoo.atomic import check_not_package_weights
 from glmc_zoo.card import model_card
 from glmc_zoo.errors import ModelLoadError, OutputExistsError, did_you_mean, error_text
 from glmc_zoo.registry import CONFIG_NAME, WeightSet, check_config, get_weights, read_config, weight_set_name, weight_sets
@@ -220,6 +221,7 @@ def check_new_output(target: Path, replace: bool = False) -> None:
     the CLI's `--replace`): a trained run's `model/`, a shipped weight set or the source itself is never
     written over by a command that was only asked to make a folder."""
     target = Path(target)
+    check_not_package_weights(target)  # the package's own weight sets: `glmc-zoo bundle` alone writes there
     check_replaceable(target)
     if not replace and target.is_dir() and any(target.iterdir()):
         held = ", ".join(sorted(p.name for p in target.iterdir()))

@@ -300,10 +300,12 @@ _NO_WEIGHTS = dict(weights="none", weights_note="architecture only: no GLMC weig
 _BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 
 
-def _bundled(arch_tag: str) -> WeightSet:
+def _bundled(arch_tag: str, root: Path = _BUNDLED_DIR) -> WeightSet:
     """A weight set trained by this project and shipped in the package. Its preprocessing, labels
     and measured metrics are read from the shipped config.json, the one place they are written."""
-    folder = _BUNDLED_DIR / arch_tag
+    folder = root / arch_tag
+    if not (folder / "model.safetensors").is_file():
+        raise ModelLoadError(f"{folder} has no model.safetensors")
     saved = WeightSet.from_folder(folder)
     pre = saved.cfg
     keys = ("input_size", "pool_size", "crop_pct", "interpolation", "mean", "std")
@@ -342,7 +344,42 @@ _TABLE = {
 
 # Trained by this project on the real CIFAR-10 (JPEG copy) and shipped in the package. Listed first so
 # that a shipped weight set is its architecture's default.
-_TABLE = {**{n: _bundled(n) for n in sorted(p.name for p in _BUNDLED_DIR.glob("*.*") if p.is_dir())}, **_TABLE}
+def _shipped(root: Path = _BUNDLED_DIR) -> dict[str, WeightSet]:
+    """The weight sets shipped in `weights/`: every `ARCH.TAG` folder that reads as one. Anything else there (a
+    hidden `.NAME.tmp-*` folder of a killed bundle, a foreign or damaged folder) is skipped with one warning:
+    one bad folder never stops `import glmc_zoo` or `glmc-zoo list`."""
+    import warnings
+
+    found = {}
+    for folder in sorted(root.iterdir() if root.is_dir() else []):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        why = weight_set_name_problem(folder.name)
+        try:
+            if why is None:
+                found[folder.name] = _bundled(folder.name, root)
+                continue
+        except (ModelLoadError, OSError, ValueError, KeyError, TypeError) as e:
+            why = str(e).splitlines()[0]
+        warnings.warn(f"glmc-zoo: skipped {folder}: {why}", stacklevel=2)
+    return found
+
+
+#: The GLMC architectures (glmc_zoo/models registers each with timm).
+ARCHITECTURES = ("glmc_resnet32", "glmc_resnet32_w16", "glmc_resnet50", "glmc_resnext50_32x4d", "glmc_timm")
+
+
+def weight_set_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a weight set (`ARCH.TAG`: ARCH one of `ARCHITECTURES`, TAG of lowercase letters,
+    digits and `_`, so that it is one folder name and never a path), or None."""
+    arch, dot, tag = name.partition(".")
+    if not dot or arch not in ARCHITECTURES or not re.fullmatch(r"[a-z0-9][a-z0-9_]*", tag):
+        return (f"{name!r} is not a weight-set name: ARCH.TAG, ARCH one of {', '.join(ARCHITECTURES)} and TAG of "
+                f"lowercase letters, digits and _ (e.g. glmc_resnet32_w16.cifar10_lt_if50_e200_jpeg)")
+    return None
+
+
+_TABLE = {**_shipped(), **_TABLE}
 # Weight sets an earlier release shipped and a later one replaced: the name stays known, so that loading it says
 # what replaced it instead of "unknown tag". Listed after the shipped ones, never an architecture's default.
 _WITHDRAWN = {

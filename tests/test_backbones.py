@@ -223,10 +223,9 @@ def test_a_backbone_trains_from_pretrained_saves_reloads_and_exports(arch, tmp_p
     fresh.load_state_dict(trained)
     with torch.no_grad():
         assert torch.equal(model(x), fresh(x))
-    from glmc_zoo.training.bundle import bundle_run
-
     from glmc_zoo.models.glmc_resnet import record_model_args
     from glmc_zoo.registry import WEIGHTS, WeightSet
+    from glmc_zoo.training.bundle import bundle_run
 
     shipped = bundle_run(out, "glmc_timm.t", data="CIFAR-10", root=tmp_path / "bundled")  # its record carries the backbone
     ws = WeightSet.from_folder(shipped)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from glmc_zoo.errors import BundleError
-from glmc_zoo.registry import CONFIG_NAME, WeightSet, read_config
+from glmc_zoo.registry import CONFIG_NAME, WeightSet, read_config, weight_set_name_problem
 from glmc_zoo.training.rundir import RunDir
 
 
@@ -39,8 +39,9 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     run = RunDir(run_dir)
     run_dir = run.path
     arch, _, tag = name.partition(".")
-    if not (arch and tag):
-        raise BundleError(f"{name!r}: name the weight set as ARCH.TAG, e.g. glmc_resnet32_w16.cifar10_lt_if50_e200_jpeg")
+    problem = weight_set_name_problem(name)  # one folder name under --root, never a path (`/`, `..`)
+    if problem:
+        raise BundleError(problem)
     if not run_dir.is_dir():
         raise BundleError(f"{run_dir}: no such folder; give the run directory that `glmc-zoo train -o` wrote")
     if not (run.model / CONFIG_NAME).is_file():  # written at a run's end; checkpoint.pt may be gone once shipped

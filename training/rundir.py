@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from glmc_zoo._meta import __version__
-from glmc_zoo.atomic import write_text_atomic
+from glmc_zoo.atomic import check_not_package_weights, write_text_atomic
 from glmc_zoo.errors import DataError, TrainError
 
 __all__ = ["RunDir", "read_jsonl"]
@@ -98,6 +98,7 @@ class RunDir:
         A POSIX record lock belongs to this process alone: a forked DataLoader worker does not inherit it (an
         `flock` it would share, keeping the run locked after a failed run returned, until the worker exits)."""
         out = self.path
+        check_not_package_weights(out)  # a run folder among the package's weight sets would break the registry
         if out.exists() and not out.is_dir():
             raise TrainError(f"--output {out}: a file, not a folder. Give a folder for the run.")
         resuming_here = resume is not None and Path(resume).resolve() in (out.resolve(), self.checkpoint.resolve())

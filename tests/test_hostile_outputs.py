@@ -1,0 +1,131 @@
+"""The second hostile round (issue 47), classes 1 and 2: a write never destroys what it should not, and the
+package's own weight sets cannot be broken from outside."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import glmc_zoo
+from glmc_zoo.atomic import PACKAGE_WEIGHTS, write_text_atomic
+from glmc_zoo.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SHIPPED = sorted(p for p in PACKAGE_WEIGHTS.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _read_fifo(fifo: Path, into: list) -> threading.Thread:
+    def reader():
+        with open(fifo, "rb") as f:
+            into.append(f.read())
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    return t
+
+
+def test_an_output_that_is_a_fifo_or_a_symlink_is_written_through_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    got: list = []
+    t = _read_fifo(fifo, got)
+    r = run("predict", EXAMPLES / "cat.jpg", "--format", "csv", "-o", fifo)
+    t.join(timeout=60)
+    assert r.exit_code == 0, r.output
+    assert stat.S_ISFIFO(fifo.stat().st_mode), "the FIFO was replaced by a regular file"
+    assert b"cat.jpg" in got[0]
+
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert run("predict", EXAMPLES / "cat.jpg", "--format", "json", "-o", link).exit_code == 0
+    assert link.is_symlink() and os.readlink(link) == str(real), "the symlink was replaced by a file"
+    assert json.loads(real.read_text())[0]["source"].endswith("cat.jpg")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_write_helper_writes_devices_through_and_names_a_full_one(tmp_path):
+    if not os.path.exists("/dev/full") or not stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        pytest.skip("no /dev/full here")
+    before = os.stat("/dev/null")
+    write_text_atomic("/dev/null", "nothing")
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
+    with pytest.raises(OSError) as e:  # ENOSPC, named by the path given
+        write_text_atomic("/dev/full", "x" * 100)
+    assert e.value.filename == "/dev/full" and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    r = subprocess.run([sys.executable, "-m", "glmc_zoo", "predict", str(EXAMPLES / "cat.jpg"), "-o", "/dev/full"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "/dev/full" in r.stderr and "Traceback" not in r.stderr
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_the_package_weights_are_written_only_by_bundle(tmp_path):
+    target = SHIPPED[0]
+    held = {p.name: p.stat().st_mtime_ns for p in target.iterdir()}
+    for args in (["export", "-m", target.name, "-o", target / "model.onnx"],
+                 ["predict", EXAMPLES / "cat.jpg", "-o", target / "p.csv"],
+                 ["convert", target, "--as-timm", "-o", PACKAGE_WEIGHTS / "glmc_resnet50.x", "--replace"],
+                 ["train", "-c", "cifar10_lt_if100_w16", "-o", PACKAGE_WEIGHTS / "glmc_resnet32_w16.mine"]):
+        r = run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert "only `glmc-zoo bundle` writes" in r.output and "Traceback" not in r.output, r.output
+    assert {p.name: p.stat().st_mtime_ns for p in target.iterdir()} == held
+    assert sorted(p.name for p in PACKAGE_WEIGHTS.iterdir()) == sorted(p.name for p in SHIPPED)
+    from glmc_zoo.errors import BundleError
+    from glmc_zoo.training.bundle import bundle_run
+
+    for name in ("glmc_resnet32_w16.a/b", "glmc_resnet32_w16.../x", "glmc_resnet32_w16.UPPER", "nope.t", "glmc_timm."):
+        with pytest.raises(BundleError, match="is not a weight-set name"):
+            bundle_run(tmp_path, name, data="x", root=tmp_path / "root")
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_broken_or_foreign_folder_among_the_weights_is_skipped_with_a_warning(tmp_path):
+    from glmc_zoo.registry import _shipped
+
+    good = SHIPPED[0]
+    shutil.copytree(good, tmp_path / good.name)
+    shutil.copytree(good, tmp_path / f".{good.name}.tmp-abc123")  # a bundle killed mid-save
+    (tmp_path / "glmc_resnet32_w16.broken").mkdir()
+    (tmp_path / "glmc_resnet32_w16.broken" / "config.json").write_text("{not json")
+    (tmp_path / "glmc_resnet32_w16.nofile").mkdir()
+    shutil.copy(good / "config.json", tmp_path / "glmc_resnet32_w16.nofile" / "config.json")
+    (tmp_path / "X.Y").mkdir()  # a folder someone's export -o made
+    (tmp_path / "X.Y" / "model.onnx").write_bytes(b"onnx")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = _shipped(tmp_path)
+    assert list(found) == [good.name]
+    said = [str(w.message) for w in caught]
+    assert len(said) == 3 and all(s.startswith("glmc-zoo: skipped ") for s in said), said
+    assert any("glmc_resnet32_w16.broken" in s for s in said) and any("no model.safetensors" in s for s in said)
+    assert any("'X.Y' is not a weight-set name" in s for s in said)
+
+
+def test_import_survives_a_foreign_folder_in_the_installed_weights(tmp_path):
+    """Process level: a copy of the package with junk in its weights/ still imports and lists its weight sets."""
+    pkg = tmp_path / "site" / "glmc_zoo"
+    shutil.copytree(Path(glmc_zoo.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "weights" / "X.Y").mkdir()
+    (pkg / "weights" / "X.Y" / "model.onnx").write_bytes(b"junk")
+    (pkg / "weights" / ".glmc_resnet32_w16.t.tmp-1").mkdir()
+    code = "import glmc_zoo, timm; from glmc_zoo.registry import weight_sets; print(len(weight_sets()))"
+    env = dict(os.environ, PYTHONPATH=str(pkg.parent))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stderr and "X.Y" in r.stderr and int(r.stdout) > 0
