@@ -41,10 +41,11 @@ class OnnxBackend:
         if "glmc_zoo" not in meta:
             raise InferenceError(f"{path}: not a glmc-zoo export (no glmc_zoo metadata); export it with "
                                  f"`glmc-zoo export`")
-        info = json.loads(meta["glmc_zoo"])
+        info = _read_metadata(meta["glmc_zoo"], path)
         self.info = info  # what the export recorded: model, preprocessing, labels, precision, training counts
-        self.preprocess = Preprocess.from_config(info["preprocess"])
-        self.labels = list(info["label_names"])
+        self.preprocess = Preprocess.from_config(info["preprocess"], where=f"{path} (metadata glmc_zoo.preprocess)")
+        outputs = self.session.get_outputs()[0].shape
+        self.labels = _labels(info.get("label_names"), outputs[-1] if isinstance(outputs[-1], int) else None, path)
         self.model_name = info.get("model", str(path))
         self.input_name = self.session.get_inputs()[0].name
         self.input_type = self.session.get_inputs()[0].type
@@ -155,7 +156,7 @@ class TorchBackend:
         except ModelLoadError as e:
             raise InferenceError(str(e)) from e
         cfg = self.model.pretrained_cfg
-        self.preprocess = Preprocess.from_config(cfg)
+        self.preprocess = Preprocess.from_config(cfg, where=f"{model} (config.json pretrained_cfg)")
         self.labels = list(cfg.get("label_names") or [str(i) for i in range(self.model.num_classes)])
         self.model_name = model
         self._torch = torch
@@ -163,3 +164,33 @@ class TorchBackend:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._torch.inference_mode():
             return self.model(self._torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+
+
+#: The most a `.onnx` file's glmc-zoo metadata may hold (characters) and nest: JSON parsing is bounded by both.
+MAX_METADATA = 5_000_000
+
+
+def _read_metadata(text: str, path: Path) -> dict:
+    """The `glmc_zoo` metadata of an export, parsed within bounds (size, nesting), as an object."""
+    if len(text) > MAX_METADATA:
+        raise InferenceError(f"{path}: metadata glmc_zoo is {len(text):,} characters (at most {MAX_METADATA:,}); "
+                             f"the file is damaged or not a glmc-zoo export: re-export it")
+    try:
+        info = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InferenceError(f"{path}: metadata glmc_zoo is not JSON ({str(e)[:80]}); re-export the file") from None
+    if not isinstance(info, dict) or not isinstance(info.get("preprocess"), dict):
+        raise InferenceError(f"{path}: metadata glmc_zoo has no preprocess object; re-export the file with "
+                             f"`glmc-zoo export`")
+    return info
+
+
+def _labels(names, outputs: int | None, path: Path) -> list[str]:
+    """The class names an export recorded: a list of strings, one per output."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not names:
+        raise InferenceError(f"{path}: metadata glmc_zoo.label_names is {repr(names)[:60]}, not a list of class "
+                             f"names; re-export the file")
+    if outputs is not None and len(names) != outputs:
+        raise InferenceError(f"{path}: metadata glmc_zoo.label_names has {len(names)} names for {outputs} outputs; "
+                             f"re-export the file")
+    return list(names)

@@ -25,9 +25,39 @@ class Preprocess:
     interpolation: str = "bilinear"
 
     @classmethod
-    def from_config(cls, cfg: dict) -> Preprocess:
-        return cls(tuple(cfg["input_size"]), tuple(cfg["mean"]), tuple(cfg["std"]),
-                   float(cfg.get("crop_pct") or 0.875), str(cfg.get("interpolation") or "bilinear"))
+    def from_config(cls, cfg: dict, where: str = "the model's config") -> Preprocess:
+        """The transform a pretrained config (or an `.onnx` file's `preprocess` metadata) describes, every field
+        checked for type and range before anything is allocated: a file decides neither how much memory a
+        transform takes (sides are capped at `MAX_SIDE`) nor whether scores are finite (std > 0). A
+        `ModelLoadError` names `where` and the field."""
+        from glmc_zoo.errors import ModelLoadError
+
+        def bad(key: str, what: str) -> ModelLoadError:
+            value = repr(cfg.get(key))
+            return ModelLoadError(f"{where}: preprocessing field {key} is {value[:80]}, {what}; the file is damaged "
+                                  f"or was not written by glmc-zoo / timm: restore or re-export it")
+
+        if not isinstance(cfg, dict):
+            raise ModelLoadError(f"{where}: the preprocessing is a {type(cfg).__name__}, not an object; restore or "
+                                 f"re-export the file")
+        size = cfg.get("input_size")
+        if not (isinstance(size, (list, tuple)) and len(size) == 3 and all(_is_int(v) for v in size)
+                and size[0] in (1, 3) and 1 <= size[1] <= MAX_SIDE and 1 <= size[2] <= MAX_SIDE):
+            raise bad("input_size", f"not [channels (1 or 3), height, width] with sides 1..{MAX_SIDE}")
+        for key, positive in (("mean", False), ("std", True)):
+            v = cfg.get(key)
+            if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(_is_number(x) for x in v)
+                    and (not positive or all(x > 0 for x in v))):
+                raise bad(key, "not three finite numbers" + (", each > 0" if positive else ""))
+        crop = cfg.get("crop_pct") or 0.875
+        if not _is_number(crop) or not size[1] / MAX_SIDE <= crop <= 1.5:
+            raise bad("crop_pct", f"not a number from {size[1] / MAX_SIDE:g} to 1.5 (the resize side is capped at "
+                                  f"{MAX_SIDE} px)")
+        interpolation = cfg.get("interpolation") or "bilinear"
+        if interpolation not in _PIL_INTERP:
+            raise bad("interpolation", f"not one of {', '.join(_PIL_INTERP)}")
+        return cls(tuple(int(v) for v in size), tuple(float(v) for v in cfg["mean"]),
+                   tuple(float(v) for v in cfg["std"]), float(crop), str(interpolation))
 
     @property
     def scale_size(self) -> int:
@@ -64,6 +94,18 @@ class Preprocess:
     def to_dict(self) -> dict:
         return dict(input_size=list(self.input_size), mean=list(self.mean), std=list(self.std),
                     crop_pct=self.crop_pct, interpolation=self.interpolation)
+
+
+#: The largest side a config may ask to resize to or crop (a file never decides how much memory one image takes).
+MAX_SIDE = 4096
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 _PIL_INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,

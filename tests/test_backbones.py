@@ -8,6 +8,7 @@ No Hub is reachable here: every "pretrained" checkpoint is made in the test in t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -113,6 +114,14 @@ def test_mismatches_and_unknown_references_are_one_line_errors(tmp_path):
     save_file(weights, folder / "model.safetensors")
     with pytest.raises(TrainError, match=r"init=local-dir:.*layer1\.0\.conv1\.weight") as e:
         build_model(_cfg(init=f"local-dir:{folder}"), 10, list("abcdefghij"))
+    assert "\n" not in str(e.value)
+    # a folder holding part of the backbone (issue 47): refused, not trained from mostly random weights
+    weights = load_file(_pretrained_folder("resnet10t", tmp_path / "again") / "model.safetensors")
+    part = tmp_path / "part"
+    shutil.copytree(tmp_path / "again" / "resnet10t", part)
+    save_file({k: v for k, v in weights.items() if not k.startswith(("layer3.", "layer4."))}, part / "model.safetensors")
+    with pytest.raises(TrainError, match=r"init=local-dir:.*(Missing key|layer3)") as e:
+        build_model(_cfg(init=f"local-dir:{part}"), 10, list("abcdefghij"))
     assert "\n" not in str(e.value)
     with pytest.raises(TrainError, match="not a model timm or glmc-zoo knows") as e:
         build_model(_cfg(init="resnet_fifty.a1_in1k"), 10, list("abcdefghij"))

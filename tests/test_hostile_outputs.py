@@ -129,3 +129,57 @@ def test_import_survives_a_foreign_folder_in_the_installed_weights(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "skipped" in r.stderr and "X.Y" in r.stderr and int(r.stdout) > 0
+
+
+# --- class 3 and 4: nothing silently wrong, nothing a file decides alone -------------------------------------
+
+
+def test_a_constant_channel_gets_std_one_not_a_division_by_zero():
+    import numpy as np
+
+    from glmc_zoo.training.data import _mean_std
+
+    images = np.random.default_rng(0).integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    images[..., 2] = 0  # an all-black blue channel
+    mean, std = _mean_std(images)
+    assert std[2] == 1.0 and mean[2] == 0.0 and 0.2 < std[0] < 0.4 and all(np.isfinite(std))
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("input_size", [3, 60000, 60000], "input_size"), ("input_size", "big", "input_size"),
+    ("crop_pct", 1e-6, "crop_pct"), ("std", [0.5, 0.0, 0.5], "each > 0"), ("std", [], "std"),
+    ("mean", "abc", "mean"), ("interpolation", "cubic-ish", "interpolation"), ("mean", [float("nan")] * 3, "mean")])
+def test_preprocessing_from_a_file_is_checked_before_anything_is_allocated(key, value, says):
+    from glmc_zoo.errors import ModelLoadError
+    from glmc_zoo.preprocess import Preprocess
+
+    cfg = dict(input_size=[3, 32, 32], mean=[0.5] * 3, std=[0.25] * 3, crop_pct=1.0, interpolation="bilinear")
+    Preprocess.from_config(cfg)  # the good one
+    with pytest.raises(ModelLoadError, match=f"m.onnx: preprocessing field {key} is ") as e:
+        Preprocess.from_config(dict(cfg, **{key: value}), where="m.onnx")
+    assert says in str(e.value)
+
+
+def _with_metadata(src: Path, dst: Path, change) -> Path:
+    import onnx
+
+    proto = onnx.load(str(src))
+    entry = next(e for e in proto.metadata_props if e.key == "glmc_zoo")
+    info = json.loads(entry.value)
+    change(info)
+    entry.value = json.dumps(info) if not isinstance(info, str) else info
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("name, change, says", [
+    ("std0", lambda i: i["preprocess"].update(std=[0.2, 0.0, 0.2]), "preprocessing field std"),
+    ("labels_str", lambda i: i.update(label_names="airplane"), "label_names is 'airplane', not a list"),
+    ("labels_few", lambda i: i.update(label_names=["a", "b"]), "2 names for 10 outputs"),
+    ("no_pre", lambda i: i.pop("preprocess"), "has no preprocess object"),
+    ("size", lambda i: i["preprocess"].update(input_size=[3, -4, 32]), "preprocessing field input_size")])
+def test_a_damaged_onnx_metadata_is_one_line_not_nan_scores(w16_onnx, tmp_path, name, change, says):
+    bad = _with_metadata(w16_onnx, tmp_path / f"{name}.onnx", change)
+    r = run("predict", EXAMPLES / "cat.jpg", "-m", bad)
+    assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "nan" not in r.output.lower()

@@ -253,8 +253,12 @@ def _full_folder_split(root: Path, image_size: int) -> tuple[list[str], list[str
 
 
 def _mean_std(images: np.ndarray) -> tuple[tuple, tuple]:
+    """The per-channel mean and std of uint8 (N, H, W, 3) images in [0, 1]. A channel that is constant over the
+    training images (std 0: an all-black channel, a grey folder saved as RGB) gets std 1: it carries nothing to
+    scale, and dividing by 0 would make every input NaN."""
     x = images.reshape(-1, 3).astype(np.float64) / 255.0
-    return tuple(x.mean(0).round(8).tolist()), tuple(x.std(0).round(8).tolist())
+    std = x.std(0).round(8)
+    return tuple(x.mean(0).round(8).tolist()), tuple(np.where(std > 1e-6, std, 1.0).tolist())
 
 
 def load_image_folder(root: str | Path, image_size: int = 32, imbalance_factor: float = 1.0,

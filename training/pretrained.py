@@ -272,11 +272,17 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def _load_pretrained_backbone(ref: str, cfg: TrainConfig, arch: str) -> torch.nn.Module:
-    """timm's own pretrained load of `ref` without its classifier; errors as one line naming `ref`."""
+    """timm's own pretrained load of `ref`, then its classifier removed; errors as one line naming `ref`.
+
+    Loaded with the weights' own class count, so that timm loads strictly: asked for `num_classes=0`, timm drops
+    the classifier and loads the rest non-strictly, and a file holding part of the backbone would train from
+    mostly random weights unnoticed."""
     import timm
 
     try:
-        return timm.create_model(ref, pretrained=True, num_classes=0, **_backbone_args(cfg, arch))
+        model = timm.create_model(ref, pretrained=True, **_backbone_args(cfg, arch))
+        model.reset_classifier(0)
+        return model
     except RuntimeError as e:
         if str(e).startswith("Unknown model"):
             raise TrainError(f"init={cfg.init}: not a model timm knows ({first_line(e)})") from e
