@@ -75,7 +75,7 @@ def model_card(ws: WeightSet, repo_id: str | None = None) -> str:
         lines.append("")
     if ws.recipe:
         lines += ["Reproduces: " + str(ws.recipe), ""]
-    for key, title in (("command", "Command"), ("training_time", "Training time"), ("data", "Data")):
+    for key, title in (("command", "Command"), ("training_time", "Training time"), ("precision", "Precision"), ("data", "Data")):
         if prov.get(key):
             body = f"```\n{prov[key]}\n```" if key == "command" else str(prov[key])
             lines += [f"## {title}", "", body, ""]

@@ -146,3 +146,32 @@ def _subset(data, n: int):
 
     keep = np.arange(n)
     return replace(data, train=data.train.subset(keep), train_indices=data.train_indices[keep])
+
+
+@pytest.mark.slow
+def test_a_bf16_run_resumed_without_native_bf16_continues_in_fp32_and_says_so(tmp_path, tiny_lt, monkeypatch):
+    """Issue 43's rule, on a real run: epoch 1 where bf16 is native (the capability probe answers yes), the rest
+    on a CPU without it (the probe answers no): the run continues in fp32 instead of crawling in emulated bf16,
+    and run.log, every epoch's log row, the report and the bundled card say which epochs ran in which."""
+    import glmc_zoo.training.loop as loop
+    from glmc_zoo.registry import WeightSet
+    from glmc_zoo.training.bundle import bundle_run
+    from glmc_zoo.training.report import precision_text, run_report
+
+    cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(
+        epochs=3, batch_size=32, eval_every=3, amp="auto", compile="off", model_args='{"blocks_per_stage": 1}'))
+    run = tmp_path / "run"
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    assert train(cfg, run, device="cpu", progress=False, data=tiny_lt, stop_after=1)["stopped_after"] == 1
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    train(cfg, run, device="cpu", progress=False, data=tiny_lt, resume=run)
+    log = (run / "run.log").read_text()
+    assert "precision bf16 (amp=auto: CPU with native bf16" in log
+    assert "precision fp32 (amp=auto: the run trained in bf16 until here" in log
+    rows = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["precision"] for r in rows] == ["bf16", "fp32", "fp32"]
+    assert precision_text(run) == "bf16 for epoch 1, fp32 for epochs 2-3"
+    assert "- **Precision**: bf16 for epoch 1, fp32 for epochs 2-3" in run_report(run)
+    ws = WeightSet.from_folder(bundle_run(run, "glmc_resnet32_w16.t", data="CIFAR-10", root=tmp_path / "w"))
+    assert ws.provenance["precision"] == "bf16 for epoch 1, fp32 for epochs 2-3"
+    assert "bf16 for epoch 1, fp32 for epochs 2-3" in (tmp_path / "w" / "glmc_resnet32_w16.t" / "README.md").read_text()

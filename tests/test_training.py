@@ -376,9 +376,15 @@ def test_precision_auto_by_capability():
     assert resolve_precision("bf16", cpu)[0] == "bf16"
     # auto follows the processor: bf16 only with native bf16 (emulated bf16 is ~10x slower on an AVX2 CPU)
     assert resolve_precision("auto", cpu)[0] == ("bf16" if cpu_has_native_bf16() else "fp32")
-    # a resumed run keeps the precision it was started with, whatever this machine would choose
-    assert resolve_precision("auto", cpu, resumed="bf16") == ("bf16", "amp=auto, kept from the checkpoint this run resumed")
-    assert resolve_precision("auto", cpu, resumed="fp32")[0] == "fp32"
+    # a resumed run keeps the precision it ran in, whatever this machine would choose ...
+    kept = ("bf16", "amp=auto, kept from the checkpoint this run resumed")
+    assert resolve_precision("auto", cpu, resumed="bf16", native_bf16=True) == kept
+    for native in (True, False):
+        assert resolve_precision("auto", cpu, resumed="fp32", native_bf16=native)[0] == "fp32"  # never back to bf16
+    # ... but a bf16 run on a CPU that would emulate bf16 (~10x slower) continues in fp32, and says so
+    precision, why = resolve_precision("auto", cpu, resumed="bf16", native_bf16=False)
+    assert precision == "fp32" and "continues in fp32 from this point" in why
+    assert resolve_precision("bf16", cpu, resumed="bf16", native_bf16=False)[0] == "bf16"  # asked for: kept
     with pytest.raises(TrainError, match="amp='fp16'"):
         resolve_precision("fp16", cpu)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from glmc_zoo.errors import BundleError
 from glmc_zoo.registry import CONFIG_NAME, WeightSet, read_config, weight_set_name_problem
+from glmc_zoo.training.report import precision_text
 from glmc_zoo.training.rundir import RunDir
 
 
@@ -68,6 +69,7 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
     ws = dataclasses.replace(ws, trained_by="glmc-zoo", provenance=dict(
         ws.provenance, data=data,
         training_time=_time_and_machine(run, machine),
+        **({"precision": precision} if (precision := precision_text(run_dir)) else {}),
         split_file=f"split.json of the run ({_split_text(run_dir)})",
         command=run.started_command() or ws.provenance.get("command", "")))  # the start, not the last resume
     return save_pretrained(model, target, ws)

@@ -61,23 +61,33 @@ def cpu_has_native_bf16() -> bool:
     return has_native_bf16()
 
 
-def resolve_precision(amp: str, device: torch.device, resumed: str | None = None) -> tuple[str, str]:
+def resolve_precision(amp: str, device: torch.device, resumed: str | None = None,
+                      native_bf16: bool | None = None) -> tuple[str, str]:
     """`amp` (auto | bf16 | none) -> ("bf16" | "fp32", why). `auto` takes bf16 autocast where the
     device has native bf16 (CUDA with bf16 support; a CPU with AVX512-BF16 or AMX) and fp32
-    elsewhere. A resumed run keeps the precision it started with (`resumed`), so that moving a
-    run to another machine does not change its arithmetic half-way."""
+    elsewhere. A resumed run keeps the precision it ran in (`resumed`), so that moving a run to
+    another machine does not change its arithmetic half-way (the resume is exact), with one exception:
+    a bf16 run resumed on a CPU without native bf16, where emulated bf16 runs about 10x slower than
+    fp32, continues in fp32 from there (said in run.log; every epoch's log row records its precision,
+    and `report` and a bundled card say which epochs ran in which). A run never switches back to bf16.
+    `native_bf16`: this CPU's capability (default: read from it)."""
     if amp not in ("auto", "bf16", "none"):
         raise TrainError(f"amp={amp!r}: use auto, bf16 or none")
     if amp == "none":
         return "fp32", "amp=none"
     if amp == "bf16":
         return "bf16", "amp=bf16"
+    native = (cpu_has_native_bf16() if native_bf16 is None else native_bf16) if device.type == "cpu" else None
+    if resumed == "bf16" and native is False:
+        return "fp32", ("amp=auto: the run trained in bf16 until here, but this cpu has no native bf16 (emulated "
+                        "bf16 is ~10x slower than fp32), so it continues in fp32 from this point; the resume is "
+                        "exact up to that change of precision (set amp=bf16 to keep bf16 at that cost)")
     if resumed in ("bf16", "fp32"):
         return resumed, "amp=auto, kept from the checkpoint this run resumed"
     if device.type == "cuda":
         ok = torch.cuda.is_bf16_supported()
         return ("bf16", "amp=auto: CUDA with bf16") if ok else ("fp32", "amp=auto: this GPU has no bf16")
-    if device.type == "cpu" and cpu_has_native_bf16():
+    if native:
         return "bf16", "amp=auto: CPU with native bf16 (AVX512-BF16/AMX)"
     return "fp32", f"amp=auto: no native bf16 on this {device.type} (set amp=bf16 to force it)"
 
@@ -432,7 +442,7 @@ def _end_of_epoch(r: _Run, epoch: int, e: _Epoch, stop_after: int | None, metric
     cfg, ranks = r.cfg, r.ranks
     epoch_log = dict(epoch=epoch + 1, lr=e.lr, alpha=e.alpha, images=e.seen, images_per_s=e.seen / max(e.secs, 1e-9),
                      seconds=e.secs, **{k: e.sums[k] / max(e.sums["n"], 1) for k in ("loss", "bal", "rebal", "sim")},
-                     machine=device_text(r.dev))
+                     machine=device_text(r.dev), precision=r.precision)
     last = epoch + 1 == cfg.epochs
     stop_here = stop_after == epoch + 1 and not last
     if e.first == 0:  # a resumed part of an epoch would skew the remaining-time estimate

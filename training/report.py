@@ -49,6 +49,24 @@ def time_text(run_dir: str | Path, unrecorded: str | None = None) -> str:
         for m, (sec, n) in machines.items())
 
 
+def precision_text(run_dir: str | Path) -> str | None:
+    """Which epochs ran in which precision, from the epochs' log rows (recorded since glmc-zoo 0.4): "fp32" for a
+    run in one precision, "bf16 for epochs 1-57, fp32 for epochs 58-200" for one that changed (a bf16 run resumed
+    on a CPU without native bf16). None when no row recorded it."""
+    spans: list[list] = []  # [precision, first epoch, last epoch]
+    for row in sorted({r["epoch"]: r for r in RunDir(run_dir).epochs()}.values(), key=lambda r: r["epoch"]):
+        p = row.get("precision") or "not recorded"
+        if spans and spans[-1][0] == p:
+            spans[-1][2] = row["epoch"]
+        else:
+            spans.append([p, row["epoch"], row["epoch"]])
+    if not spans or all(p == "not recorded" for p, _, _ in spans):
+        return None
+    if len(spans) == 1:
+        return spans[0][0]
+    return ", ".join(f"{p} for epoch{'s' if a != b else ''} {a}{f'-{b}' if a != b else ''}" for p, a, b in spans)
+
+
 def _pace(rows: list[dict]) -> tuple[float, float, int] | None:
     """(median, slowest) seconds of a whole epoch (a resumed part of an epoch saw fewer images) and the
     images of one; None for fewer than two epochs."""
@@ -98,6 +116,8 @@ def run_report(run_dir: str | Path) -> str:
              + (f"; test split: {split['holdout']:.0%} of each class held out ({len(split['test_files'])} images, "
                 f"listed in split.json)" if split.get("test_files") else ""),
              f"- **Training time**: {time_text(run)}"]
+    if precision := precision_text(run):
+        lines.append(f"- **Precision**: {precision}")
     if command := rd.started_command():
         lines.append(f"- **Command**: `{command}`")
     resumes = rd.resumes()
