@@ -91,9 +91,9 @@ def weights_sha256(model_ref: str, model) -> str | None:
 
 def _weight_set(model_ref: str, model):
     """The registry record (`WeightSet`) of the weights `model` was built with, if it has one."""
-    from glmc_zoo.registry import get_weights, weight_set_name
+    from glmc_zoo.registry import find_weights, weight_set_name
 
-    return get_weights(weight_set_name(model.pretrained_cfg, model_ref))
+    return find_weights(weight_set_name(model.pretrained_cfg, model_ref))
 
 
 def onnx_metadata(model, model_ref: str, precision: str = "fp32") -> dict[str, str]:

@@ -102,11 +102,11 @@ def convert_checkpoint(checkpoint: str | Path, arch: str, num_classes: int, outp
         from glmc_zoo.labels import index_labels
 
         model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=index_labels(num_classes))
-    from glmc_zoo.registry import WeightSet, get_weights
+    from glmc_zoo.registry import WeightSet, find_weights
 
     reported = {}
     if released:  # the user says this is the authors' file for `tag`: its reported numbers apply
-        ws = get_weights(name)
+        ws = find_weights(name)
         if ws is not None and ws.metrics_kind == "reported":
             reported = dict(metrics=dict(ws.metrics), metrics_kind="reported", metrics_source=ws.metrics_source)
     return save_pretrained(model, output, WeightSet.local(model.pretrained_cfg, **reported,

@@ -46,6 +46,10 @@ class WeightsNotAvailableError(ModelLoadError):
     """Pretrained weights asked for that are not published (or not shipped) anywhere we can load."""
 
 
+class UnknownModelError(ModelLoadError, LookupError):
+    """A model or weight-set name the registry does not know (the message names the closest ones)."""
+
+
 class PushError(GLMCZooError, RuntimeError):
     """An upload to the Hugging Face Hub that cannot be done."""
 

@@ -20,8 +20,16 @@ import torch
 
 from glmc_zoo.atomic import check_not_package_weights
 from glmc_zoo.card import model_card
-from glmc_zoo.errors import ModelLoadError, OutputExistsError, did_you_mean, error_text
-from glmc_zoo.registry import CONFIG_NAME, WeightSet, check_config, get_weights, read_config, weight_set_name, weight_sets
+from glmc_zoo.errors import ModelLoadError, OutputExistsError, UnknownModelError, did_you_mean, error_text
+from glmc_zoo.registry import (
+    CONFIG_NAME,
+    WeightSet,
+    check_config,
+    find_weights,
+    read_config,
+    unknown_model_message,
+    weight_set_name,
+)
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
@@ -55,12 +63,8 @@ def create_model(ref: str | os.PathLike, pretrained: bool = True, **kwargs) -> t
             raise ModelLoadError(f"unknown model {ref!r}.{did_you_mean(ref, names)} `glmc-zoo list --pretrained` shows "
                                  f"them all; "
                                  f"a weights folder is given as local-dir:DIR.")
-        if "." in ref and get_weights(ref) is None:  # a known architecture, a tag it has not (timm: "Invalid pretrained tag")
-            _, _, tag = ref.partition(".")
-            tags = [w.name for w in weight_sets() if w.name.startswith(arch + ".")]
-            known = f"Its weight sets: {', '.join(tags)}" if tags else "It has no weight sets (pretrained=False builds it)"
-            raise ModelLoadError(f"unknown model {ref!r}: {arch} has no weight set tagged {tag!r}.{did_you_mean(ref, tags)} "
-                                 f"{known}; `glmc-zoo list --pretrained` shows them all.")
+        if "." in ref and find_weights(ref) is None:  # a known architecture, a tag it has not
+            raise UnknownModelError(unknown_model_message(ref))
     from safetensors import SafetensorError
 
     try:
@@ -192,7 +196,7 @@ def training_counts(model_ref: str, model) -> list[int] | None:
     if folder.is_dir():
         counts = WeightSet.from_folder(folder).class_counts
     else:
-        ws = get_weights(weight_set_name(model.pretrained_cfg, str(model_ref)))
+        ws = find_weights(weight_set_name(model.pretrained_cfg, str(model_ref)))
         counts = ws.class_counts if ws else None
     return [int(n) for n in counts] if counts else None
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from glmc_zoo._meta import HF_ORG, NORMALIZATION, __version__
-from glmc_zoo.errors import ModelLoadError
+from glmc_zoo.errors import ModelLoadError, UnknownModelError, did_you_mean
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
 __all__ = ["AVAILABILITY", "CONFIG_NAME", "DEFAULT_TAGS", "METRICS_KINDS", "WEIGHTS", "WeightSet", "architectures",
@@ -146,15 +146,23 @@ class WeightSet:
         return tuple(self.cfg["label_names"])
 
     @property
-    def transforms(self) -> dict:
-        """The eval preprocessing (`glmc_zoo.inference.Preprocess.from_config` reads the same keys)."""
+    def preprocessing(self) -> dict:
+        """The eval preprocessing as data (`glmc_zoo.preprocess.Preprocess.from_config` reads the same keys)."""
         return {k: self.cfg.get(k) for k in ("input_size", "mean", "std", "crop_pct", "interpolation")}
+
+    def transforms(self):
+        """The eval preprocessing as a callable, as torchvision's `weights.transforms()`: a PIL image -> the
+        (3, S, S) float32 numpy array the model takes (`torch.from_numpy(...)[None]` for a batch of one). The
+        same transform `predict`, `eval` and training's evaluation apply; it needs neither torch nor timm."""
+        from glmc_zoo.preprocess import Preprocess
+
+        return Preprocess.from_config(self.cfg, where=self.name)
 
     def as_dict(self) -> dict:
         """A JSON-able view (for `info --format json`)."""
         return dict(name=self.name, availability=self.availability, note=self.note, metrics=dict(self.metrics),
                     metrics_kind=self.metrics_kind, metrics_source=self.metrics_source,
-                    num_classes=self.cfg.get("num_classes"), transforms=self.transforms,
+                    num_classes=self.cfg.get("num_classes"), transforms=self.preprocessing,
                     class_counts=list(self.class_counts) if self.class_counts else None, recipe=self.recipe,
                     trained_by=self.trained_by, **({"per_class": dict(self.per_class)} if self.per_class else {}),
                     **({"plain_head": dict(self.plain_head)} if self.plain_head else {}),
@@ -444,8 +452,32 @@ def _natural(name: str) -> list:
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name.lower())]
 
 
-def get_weights(name: str) -> WeightSet | None:
-    """The record of `name` (an `arch.tag`, or an architecture: its default weight set)."""
+def find_weights(name: str) -> WeightSet | None:
+    """The record of `name` (an `arch.tag`, or an architecture: its default weight set), or None."""
     if name in WEIGHTS and "." in name:
         return WEIGHTS[name]
     return default_weights(name) if name in architectures() else None
+
+
+def get_weights(name: str) -> WeightSet:
+    """The record of `name` (an `arch.tag`, or an architecture: its default weight set), as torchvision's
+    `get_weight`: an unknown name raises `UnknownModelError` naming the closest names (`find_weights` returns
+    None instead)."""
+    ws = find_weights(name)
+    if ws is None:
+        raise UnknownModelError(unknown_model_message(name))
+    return ws
+
+
+def unknown_model_message(name: str) -> str:
+    """Why `name` names no weight set, with the closest names: an unknown architecture, or a known one's unknown
+    tag (then its weight sets are listed: timm itself says only "Invalid pretrained tag")."""
+    arch, _, tag = name.partition(".")
+    if arch not in architectures():
+        names = [w.name for w in weight_sets() if w.availability != "withdrawn"] + list(ARCHITECTURES)
+        return (f"unknown model {name!r}.{did_you_mean(name, names)} `glmc-zoo list --pretrained` shows them all; "
+                f"a weights folder is given as local-dir:DIR.")
+    tags = [w.name for w in weight_sets() if w.arch == arch and w.availability != "withdrawn"]
+    known = f"Its weight sets: {', '.join(tags)}" if tags else "It has no weight sets (pretrained=False builds it)"
+    return (f"unknown model {name!r}: {arch} has no weight set tagged {tag!r}.{did_you_mean(name, tags)} "
+            f"{known}; `glmc-zoo list --pretrained` shows them all.")

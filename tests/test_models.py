@@ -229,7 +229,7 @@ def test_pretrained_config_consistency(name):
         assert model.get_submodule(head).out_features == cfg.num_classes
     assert model.get_submodule(cfg.first_conv).in_channels == 3
     assert ws.availability in ("bundled", "published", "released", "withdrawn")
-    assert ws.labels == tuple(cfg.label_names) and ws.transforms["mean"] == tuple(cfg.mean)  # one record, one cfg
+    assert ws.labels == tuple(cfg.label_names) and ws.preprocessing["mean"] == tuple(cfg.mean)  # one record, one cfg
     if ws.metrics:
         assert ws.metrics_kind in ("measured", "reported") and ws.metrics_source
         assert (ws.metrics_kind == "measured") == (ws.trained_by == "glmc-zoo")

@@ -22,7 +22,7 @@ def test_default_model_is_the_shipped_one():
     ws = glmc_zoo.get_weights(DEFAULT_MODEL)
     assert ws.availability == "bundled" and ws.loadable and ws.trained_by == "glmc-zoo"
     assert ws.metrics_kind == "measured" and set(ws.metrics) >= {"top1", "many", "medium"}  # IF 100: no class <= 20
-    assert ws.labels[3] == "cat" and ws.transforms["input_size"] == (3, 32, 32) and sum(ws.class_counts) == 12406
+    assert ws.labels[3] == "cat" and ws.preprocessing["input_size"] == (3, 32, 32) and sum(ws.class_counts) == 12406
     import timm
 
     model = timm.create_model(DEFAULT_MODEL, pretrained=True)
@@ -98,3 +98,31 @@ def test_every_shipped_set_is_measured_and_its_onnx_is_its_export(name, cifar_te
     top1 = 100 * float(np.mean(np.asarray(top[0]) == np.asarray(cifar_test_images[1])))
     print(f"{name}: top-1 {top1:.1f}% on 200 test JPEGs (card: {ws.metrics['top1']})")
     assert abs(top1 - ws.metrics["top1"]) <= 12  # 200 images: binomial std. error <= 3.5 points
+
+
+def test_the_python_api_names_the_closest_tags_and_gives_the_transform_as_a_callable():
+    """Issue 46: as helpful as the CLI. timm's own error is "Invalid pretrained tag"; ours names the tags."""
+    import numpy as np
+    import timm
+    import torch
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    from glmc_zoo.errors import UnknownModelError
+
+    arch = DEFAULT_MODEL.partition(".")[0]
+    with pytest.raises(UnknownModelError, match=f"{arch} has no weight set tagged 'cifar10_lt_if10'.*Did you mean"):
+        timm.create_model(f"{arch}.cifar10_lt_if10", pretrained=True)
+    with pytest.raises(UnknownModelError, match="unknown model 'resnet32'. Did you mean glmc_resnet32"):
+        glmc_zoo.get_weights("resnet32")
+    with pytest.raises(UnknownModelError) as e:
+        glmc_zoo.get_weights(f"{arch}.cifar10_lt_if100")
+    assert "withdrawn" not in str(e.value) and "cifar10_lt_if100_jpeg" not in str(e.value)  # never offers a withdrawn set
+    ws = glmc_zoo.get_weights(DEFAULT_MODEL)
+    tf = ws.transforms()
+    img = Image.open(Path(__file__).resolve().parents[1] / "examples" / "cat.jpg").convert("RGB")
+    model = timm.create_model(DEFAULT_MODEL, pretrained=True).eval()
+    want = create_transform(**resolve_data_config({}, model=model))(img).numpy()
+    assert tf(img).shape == want.shape and np.abs(tf(img) - want).max() < 0.02  # timm's eval transform (resampling)
+    with torch.no_grad():
+        assert model(torch.from_numpy(tf(img))[None]).argmax().item() == model(torch.from_numpy(want)[None]).argmax().item()

@@ -29,8 +29,8 @@ from timm.models._builder import resolve_pretrained_cfg
 from timm.models._features import feature_take_indices
 from timm.models.resnet import Bottleneck, ResNet
 
-from glmc_zoo.errors import WeightsNotAvailableError
-from glmc_zoo.registry import WEIGHTS, WeightSet
+from glmc_zoo.errors import UnknownModelError, WeightsNotAvailableError
+from glmc_zoo.registry import WEIGHTS, WeightSet, unknown_model_message
 
 __all__ = ["GLMCOutput", "GLMCHeads", "GLMCResNet", "GLMCCifarResNet", "GLMCImageNetResNet", "WeightSet", "WEIGHTS"]
 
@@ -383,8 +383,12 @@ def record_model_args(variant: str, kwargs: dict) -> dict:
     `model_args`, e.g. a glmc_timm set's backbone), the caller's own values kept. No tag, no change: the plain
     architecture name builds the plain architecture."""
     tag = kwargs.get("pretrained_cfg")
-    ws = WEIGHTS.get(f"{variant}.{tag}") if isinstance(tag, str) and tag else None
-    if ws is None or not ws.model_args:
+    if not (isinstance(tag, str) and tag):
+        return kwargs
+    ws = WEIGHTS.get(f"{variant}.{tag}")
+    if ws is None:  # timm would say only "Invalid pretrained tag": name the architecture's tags, as the CLI does
+        raise UnknownModelError(unknown_model_message(f"{variant}.{tag}"))
+    if not ws.model_args:
         return kwargs
     return dict(ws.model_args, **kwargs)
 
