@@ -452,7 +452,8 @@ def train(
         if cfg.stage != "glmc" and not cfg.init:
             raise ConfigError(f"config {cfg.name} is a second stage ({cfg.stage}): give the model it starts from with "
                               f"--init RUN_OR_WEIGHTS")
-        out = output or Path("runs") / cfg.name
+        # --resume RUN without -o continues RUN where it is (a checkpoint file: in its folder)
+        out = output or ((resume if resume.is_dir() else resume.parent) if resume else Path("runs") / cfg.name)
         metrics = run(cfg, out, device=device, resume=resume, progress=not no_progress, download=download,
                       command=command_line(), stop_after=stop_after)
     except (ConfigError, DataError, TrainError) as e:

@@ -183,3 +183,48 @@ def test_a_damaged_onnx_metadata_is_one_line_not_nan_scores(w16_onnx, tmp_path, 
     r = run("predict", EXAMPLES / "cat.jpg", "-m", bad)
     assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1 and "nan" not in r.output.lower()
+
+
+# --- class 6: no state a user cannot get out of ---------------------------------------------------------------
+
+
+def test_a_start_that_fails_leaves_no_folder_and_the_same_command_then_works(tmp_path, tiny_lt):
+    from conftest import PINNED
+
+    from glmc_zoo.errors import TrainError
+    from glmc_zoo.training.configs import apply_overrides, get_config
+    from glmc_zoo.training.loop import train
+
+    base = dict(epochs=1, batch_size=32, **PINNED)
+    out = tmp_path / "run"
+    bad = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(base, model_args='{"blocks_per_stagee": 1}'))
+    with pytest.raises(TrainError, match="does not take these arguments"):
+        train(bad, out, device="cpu", progress=False, data=tiny_lt)
+    assert not out.exists(), sorted(p.name for p in out.iterdir())
+    mine = tmp_path / "empty"  # a folder the user made: kept, emptied of what the failed start wrote
+    mine.mkdir()
+    with pytest.raises(TrainError):
+        train(bad, mine, device="cpu", progress=False, data=tiny_lt)
+    assert mine.is_dir() and not any(mine.iterdir())
+    good = apply_overrides(bad, dict(model_args='{"blocks_per_stage": 1}'))
+    assert 0 <= train(good, out, device="cpu", progress=False, data=tiny_lt)["top1"] <= 100  # the same -o, fixed
+
+
+def test_resume_without_output_continues_the_run_it_names(tmp_path, monkeypatch):
+    """`--resume RUN` alone continues RUN (it made a new folder named after the config)."""
+    import glmc_zoo.training.loop as loop
+
+    seen = {}
+
+    def record(cfg, out, **kw):  # the trainer itself is tested elsewhere; here: where the CLI sends the run
+        seen.update(out=Path(out), resume=kw.get("resume"))
+        return dict(top1=1.0, epoch=1)
+
+    monkeypatch.setattr(loop, "train", record)
+    run_dir = tmp_path / "myrun"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_bytes(b"x")
+    for given in (run_dir, run_dir / "checkpoint.pt"):
+        r = run("train", "-c", "cifar10_lt_if100_w16", "--resume", given)
+        assert r.exit_code == 0, r.output
+        assert seen["out"] == run_dir, seen

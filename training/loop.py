@@ -204,7 +204,13 @@ def train(
     try:
         run = RunDir(out)
         with run.claim(resume) if rank_world()[0] == 0 else run:  # other ranks write nothing there
-            return _train(cfg, out, dev, resume, progress, download, command, should_stop, data, on_trained, stop_after)
+            try:
+                return _train(cfg, out, dev, resume, progress, download, command, should_stop, data, on_trained,
+                              stop_after, claimed=run)
+            except BaseException:
+                if rank_world()[0] == 0 and not run.started:
+                    run.discard_unstarted()  # a start that failed leaves no folder that -o would refuse
+                raise
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
@@ -212,13 +218,18 @@ def train(
 
 def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: bool, download: bool,
            command: str | None, should_stop, data: LongTailedData | None, on_trained,
-           stop_after: int | None) -> dict:
-    """The run, phase by phase: set up (or resume), then each epoch and its end, then finish."""
+           stop_after: int | None, claimed: RunDir | None = None) -> dict:
+    """The run, phase by phase: set up (or resume), then each epoch and its end, then finish. `claimed.started`
+    is set once the set-up is done: a failure after that keeps the folder (its run.log says what happened)."""
     if cfg.stage == "maxnorm":
         from glmc_zoo.training.maxnorm import train_maxnorm
 
+        if claimed is not None:
+            claimed.started = True
         return train_maxnorm(cfg, out, dev, resume, progress, download, command, should_stop, data, stop_after, _log)
     r = _setup(cfg, out, dev, resume, progress, download, command, data, stop_after)
+    if claimed is not None:
+        claimed.started = True
     metrics: dict = {}
     with StopSignals() as signals:
         for epoch in range(r.start_epoch, cfg.epochs):

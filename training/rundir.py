@@ -69,6 +69,7 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock_fd: int | None = None
+        self.started = False  # set by the trainer once its set-up is done (see `discard_unstarted`)
 
     @property
     def checkpoint(self) -> Path:
@@ -113,6 +114,9 @@ class RunDir:
                     what = f"files this run did not write ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''})"
                     fix = "give another --output (a new or empty folder)"
                 raise TrainError(f"--output {out} holds {what}: nothing was written there; {fix}")
+        # a folder this run starts in (new, or empty but for a stale lock): a start that fails leaves nothing there
+        self._fresh = not resuming_here and not (out.is_dir() and any(p.name != self.LOCK for p in out.iterdir()))
+        self._created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         import fcntl
 
@@ -128,6 +132,20 @@ class RunDir:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
         return self
+
+    def discard_unstarted(self) -> bool:
+        """After a start that failed (bad model arguments, an init that does not load, Ctrl-C while the data is
+        read) in a folder this run started in: remove the files it wrote, and the folder if it made it, so that
+        the same command works again once the mistake is fixed. A run that saved a checkpoint is kept (it
+        resumes). Returns whether the folder was cleared."""
+        if not getattr(self, "_fresh", False) or self.checkpoint.exists() or self.model.exists():
+            return False
+        for name in (self.CONFIG, self.SPLIT, self.COMMAND, self.LOG, self.TRAIN_LOG, self.EVAL_LOG, self.FINAL,
+                     self.LOCK):
+            (self.path / name).unlink(missing_ok=True)
+        if self._created and not any(self.path.iterdir()):
+            self.path.rmdir()
+        return True
 
     def release(self) -> None:
         if self._lock_fd is not None:
