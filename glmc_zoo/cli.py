@@ -90,8 +90,16 @@ def command(*args, **kwargs):
                                 f"was reached; nothing was written there. Free space, or write elsewhere.") from None
                 raise _fail(f"{e.filename}: {e.strerror or e} ({type(e).__name__}). Check the path: its folders "
                             f"must be creatable and writable, and no part of it may be a file.") from None
+        kwargs.setdefault("short_help", _first_sentence(fn.__doc__ or ""))
         return app.command(*args, **kwargs)(run)
     return wrap
+
+
+def _first_sentence(doc: str) -> str:
+    """A command's one line in the top-level --help: its docstring's first sentence, never cut mid-word."""
+    text = " ".join(doc.split())
+    end = text.find(". ")
+    return text if end < 0 else text[:end + 1]
 
 
 def _version(value: bool) -> None:
@@ -118,9 +126,14 @@ def _model_ref(positional: str | None, option: str | None, required: bool = True
     return ref
 
 
+def _cell(value) -> str:
+    """A table cell: an unknown value is a dash (JSON output keeps it null), never the word None."""
+    return "-" if value is None else str(value)
+
+
 def _table(rows: list[dict], cols: list[str]) -> str:
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) if rows else len(c) for c in cols}
-    line = lambda r: "  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols).rstrip()  # noqa: E731
+    widths = {c: max(len(c), *(len(_cell(r.get(c, ""))) for r in rows)) if rows else len(c) for c in cols}
+    line = lambda r: "  ".join(_cell(r.get(c, "")).ljust(widths[c]) for c in cols).rstrip()  # noqa: E731
     return "\n".join([line({c: c for c in cols}), line({c: "-" * widths[c] for c in cols}), *map(line, rows)])
 
 
@@ -268,14 +281,14 @@ def push(
 
 @command()
 def predict(
-    sources: Annotated[list[str], typer.Argument(help="Image files, directories (recursed) and globs; - reads "
-                                                      "one image from stdin.")],
+    sources: Annotated[list[str], typer.Argument(
+        metavar="SOURCE...", help="Image files, directories (recursed) and globs; - reads one image from stdin.")],
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model reference or .onnx file "
                                                                     "(default: the bundled CIFAR-10-LT model).")] = None,
     backend: Annotated[Backend, typer.Option("--backend", help="auto: onnxruntime for .onnx files and the "
                                                                "bundled default when installed, else PyTorch")] = Backend.auto,
     device: DeviceOption = "auto",
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1)] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes to show per image, best first.")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 64,
     fmt: Annotated[PredFmt, typer.Option("--format", help="table | json | jsonl | csv")] = PredFmt.table,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
@@ -284,7 +297,7 @@ def predict(
                                                                    "(2.5x faster on 2000 px photos; top-1 as a full decode on "
                                                                    ">= 99.5% of photos). --no-draft: decode fully, the "
                                                                    "eval preprocessing bit for bit.")] = True,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (logs and CI).")] = False,
 ) -> None:
     """Classify images. Exit 0 if all were predicted, 1 if some failed (each reported), 2 on usage errors."""
     from glmc_zoo.inference import Predictor, expand_sources
@@ -374,7 +387,8 @@ def export(
     verify_images: Annotated[list[Path] | None, typer.Option(
         "--verify-images", help="Real images (files or folders) for the check; default: the bundled samples.")] = None,
     rtol: Annotated[float, typer.Option("--rtol", min=0, help="fp32 check: |diff| <= atol + rtol * max|logit|.")] = 1e-5,
-    atol: Annotated[float, typer.Option("--atol", min=0)] = 1e-4,
+    atol: Annotated[float, typer.Option("--atol", min=0, help="fp32 check: the absolute part of the bound "
+                                                              "(see --rtol).")] = 1e-4,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the comparison with PyTorch.")] = False,
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
 ) -> None:
@@ -417,7 +431,7 @@ def train(
     resume: Annotated[Path | None, typer.Option("--resume", help="Run directory or checkpoint.")] = None,
     device: DeviceOption = "auto",
     download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar (logs and CI).")] = False,
     stop_after: Annotated[int | None, typer.Option(
         "--stop-after", min=1, help="Stop once this epoch of the schedule is complete: evaluate, save the checkpoint; "
                                     "--resume continues.")] = None,
@@ -435,11 +449,13 @@ def train(
     except ImportError as e:
         raise _fail(f"training needs its extra: pip install 'glmc-zoo[train]' ({e})") from None
     if list_configs:
+        rows = []
         for n in names():
             c = get_config(n)
             start = " --init RUN_OR_WEIGHTS" if c.stage != "glmc" else ""
-            typer.echo(f"{n:<32} {c.model:<22} {c.dataset:<12} E={c.epochs} B={c.batch_size} lr={c.lr}  "
-                       f"glmc-zoo train --config {n}{start}")
+            rows.append(dict(config=n, model=c.model, data=c.dataset, recipe=f"E={c.epochs} B={c.batch_size} lr={c.lr}",
+                             command=f"glmc-zoo train --config {n}{start}"))
+        typer.echo(_table(rows, ["config", "model", "data", "recipe", "command"]))
         return
     if not config:
         raise _fail("give --config NAME (glmc-zoo train --list shows them)")

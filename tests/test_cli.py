@@ -168,3 +168,22 @@ def test_eval_refuses_train_and_test_with_different_classes(w16_folder, cifar_ro
                 shutil.copy(f, tmp_path / split / name / f.name)
     r = run("eval", "-m", w16_folder, "--data-root", tmp_path)
     assert r.exit_code == 2 and "hold different classes" in r.output and "'dog'" in r.output and "'ship'" in r.output
+
+
+def test_help_and_tables_read_as_a_user_expects():
+    """Issue 46's small things: whole sentences in the top-level --help, help on every option, a named argument,
+    a header on `train --list`, a dash (not None) for an unknown number in `list`."""
+    r = run("--help")
+    commands = r.output.split("Commands:", 1)[1]
+    assert r.exit_code == 0 and "..." not in commands  # click cut descriptions to fit the width, mid-sentence
+    assert "Classify images." in r.output and "per-class accuracy of a model on" in r.output
+    for cmd, opts in (("predict", ("--top-k", "--no-progress")), ("export", ("--atol",)), ("train", ("--no-progress",))):
+        text = run(cmd, "--help").output
+        for opt in opts:  # each option's line (or the next) carries words beyond its type and default
+            line = next(ln for ln in text.splitlines() if opt in ln)
+            assert len(line.split(">", 1)[-1].strip()) > 12, (cmd, opt, line)
+    assert "SOURCE..." in run("predict", "--help").output  # Typer 0.29 still appends its type (<list[str]>)
+    listed = run("train", "--list").output.splitlines()
+    assert listed[0].split() == ["config", "model", "data", "recipe", "command"]
+    table = run("list").output
+    assert " None " not in table and "glmc_resnet50" in table

@@ -94,6 +94,8 @@ def test_training_time_names_an_epoch_that_shared_the_machine(tmp_path):
     assert log([100, 110, 120, 100]) == "0.12 h for 4 epochs (median epoch 110 s)"
     assert log([100, 110, 1132, 100]) == ("0.40 h for 4 epochs, counting time the machine was shared "
                                           "(median epoch 110 s, slowest 1132 s)")
+    assert log([19, 20]).startswith("39 s for 2 epochs")  # a short run is not "0.01 h"
+    assert log([100, 150]).startswith("4.2 min for 2 epochs")
 
 
 def test_compare_reads_final_or_latest_and_never_the_best(tmp_path):

@@ -30,7 +30,7 @@ def time_text(run_dir: str | Path, unrecorded: str | None = None) -> str:
     (recorded per epoch since glmc-zoo 0.3: a run carried across sessions may change machines, and then
     each one's median is given). `unrecorded` names the machine of epochs logged without one."""
     rows = RunDir(run_dir).epochs()
-    text = f"{sum(r['seconds'] for r in rows) / 3600:.2f} h for {len(rows)} epochs"
+    text = f"{duration_text(sum(r['seconds'] for r in rows))} for {len(rows)} epoch{'s' * (len(rows) != 1)}"
     pace = _pace(rows)
     if pace is None:
         return text
@@ -47,6 +47,14 @@ def time_text(run_dir: str | Path, unrecorded: str | None = None) -> str:
     return text + "; by machine: " + "; ".join(
         f"median epoch {sec:.0f} s over {n} epochs on {m or 'a machine not recorded (before glmc-zoo 0.3)'}"
         for m, (sec, n) in machines.items())
+
+
+def duration_text(seconds: float) -> str:
+    """Hours to two decimals from six minutes up (13.57 h), minutes below that (4.2 min), seconds below one
+    (39 s): a short run is not "0.01 h"."""
+    if seconds >= 360:
+        return f"{seconds / 3600:.2f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def precision_text(run_dir: str | Path) -> str | None:
@@ -108,8 +116,9 @@ def run_report(run_dir: str | Path) -> str:
     lines = [f"# Run `{cfg.get('name', run.name)}` ({run})", "",
              f"- **Status**: {status}",
              f"- **Model**: {cfg.get('model')}; {total} epochs, batch {cfg.get('batch_size')}, lr {cfg.get('lr')}, "
-             f"weight decay {cfg.get('weight_decay')}, {cfg.get('schedule')} schedule; q {cfg.get('resample_weighting')}, "
-             f"tau {cfg.get('label_weighting')}, w {cfg.get('contrast_weight')}",
+             f"weight decay {cfg.get('weight_decay')}, {cfg.get('schedule')} schedule; resample_weighting (q) "
+             f"{cfg.get('resample_weighting')}, label_weighting (tau) {cfg.get('label_weighting')}, contrast_weight (w) "
+             f"{cfg.get('contrast_weight')}" + (f"; method {cfg['method']}" if cfg.get("method", "glmc") != "glmc" else ""),
              f"- **Data**: {cfg.get('dataset')}, imbalance factor {cfg.get('imbalance_factor')}, split "
              f"{split.get('split', cfg.get('split'))!r} (seed {split.get('seed', cfg.get('seed'))})"
              + (f", {sum(split['class_counts'])} training images" if split.get("class_counts") else "")
