@@ -524,6 +524,8 @@ def eval_cmd(
         if m.get(k) is not None:
             typer.echo(f"{k:>7}: {m[k]:.2f}")
     typer.echo(f"      n: {m['n']}")
+    if m.get("split") and split is None:
+        typer.echo(f"  split: the run's held-out test files ({m['split']})")
     for cls, acc in zip(m["classes"], m["per_class"]):
         typer.echo(f"  {cls:>16}: {'-' if acc is None else f'{acc:.2f}'}")
 

@@ -93,6 +93,8 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     test_dir = root / "test" if (root / "test").is_dir() else root / "val"
     if not test_dir.is_dir():
         test_dir = root  # a folder of class folders given directly
+    if split is None:
+        split = recorded_split(model_ref)  # a run trained with holdout: its held-out files, never its training images
     if split is not None:
         test_dir = root
         classes, paths, targets = _held_out_files(root, Path(split))
@@ -133,8 +135,40 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
         train_remap = np.asarray([labels.index(c) for c in train_classes])  # by name, not by position
         counts = np.bincount(train_remap[train_targets], minlength=len(labels)).tolist()
     out = summarize(np.asarray(preds), targets, counts, len(labels))
-    out.update(model=model_ref, data=str(test_dir), classes=labels)
+    out.update(model=model_ref, data=str(test_dir), classes=labels,
+               **({"split": str(split), "images": len(paths)} if split is not None else {"images": len(paths)}))
     return out
+
+
+def recorded_split(model_ref: str | Path) -> Path | None:
+    """The held-out test split of the run a weights folder comes from: `RUN/split.json` when `model_ref` is a run's
+    `model/` folder (or the run directory) and that run held out part of each class (`--set holdout`); None when
+    the run had its own test folder. A folder whose record says it was trained with holdout but that has no run
+    beside it is an error (scoring the whole folder would count training images as test images)."""
+    import json
+
+    ref = str(model_ref).removeprefix("local-dir:")
+    folder = Path(ref)
+    if not folder.is_dir():
+        return None
+    for run in (folder, folder.parent):
+        split = run / "split.json"
+        if split.is_file() and (folder == run or folder.name == "model"):
+            try:
+                held = json.loads(split.read_text()).get("test_files")
+            except (OSError, ValueError, AttributeError):
+                return None  # named when read as --split
+            return split if held else None
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+        holdout = ((cfg.get("glmc") or {}).get("train_config") or {}).get("holdout") or 0
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(holdout, (int, float)) and holdout > 0:
+        raise DataError(f"{folder}: trained with holdout={holdout:g} (part of each class held out as its test "
+                        f"split), but no run directory beside it lists those files; give the run's split with "
+                        f"--split RUN/split.json, or evaluate on a separate test folder")
+    return None
 
 
 def _held_out_files(root: Path, split: Path) -> tuple[list[str], list[str], np.ndarray]:

@@ -318,6 +318,13 @@ def test_one_folder_of_classes_trains_with_a_held_out_test_split(tmp_path, cifar
     assert r.exit_code == 0, r.output
     ev = json.loads(r.stdout)
     assert ev["n"] == 9 and ev["top1"] == metrics["top1"]
+    # without --split the run's model is still scored on its held-out files only (issue 46: it scored all 47,
+    # its training images among them), and says so; a copy of the folder away from its run is refused
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "run" / "model"), "--data-root", str(own)])
+    assert r.exit_code == 0 and "n: 9" in r.output and "the run's held-out test files" in r.output, r.output
+    shutil.copytree(tmp_path / "run" / "model", tmp_path / "moved")
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "moved"), "--data-root", str(own)])
+    assert r.exit_code == 2 and "trained with holdout=0.2" in r.output and "--split" in r.output, r.output
     # the exported .onnx evaluates the same way, grouped by the training counts the export recorded
     from glmc_zoo.export.onnx import export_onnx
 
