@@ -153,7 +153,7 @@ def test_a_bf16_run_resumed_without_native_bf16_continues_in_fp32_and_says_so(tm
     """Issue 43's rule, on a real run: epoch 1 where bf16 is native (the capability probe answers yes), the rest
     on a CPU without it (the probe answers no): the run continues in fp32 instead of crawling in emulated bf16,
     and run.log, every epoch's log row, the report and the bundled card say which epochs ran in which."""
-    import glmc_zoo.training.loop as loop
+    import glmc_zoo.training.runtime as runtime
     from glmc_zoo.registry import WeightSet
     from glmc_zoo.training.bundle import bundle_run
     from glmc_zoo.training.report import precision_text, run_report
@@ -161,9 +161,9 @@ def test_a_bf16_run_resumed_without_native_bf16_continues_in_fp32_and_says_so(tm
     cfg = apply_overrides(get_config("cifar10_lt_if100_w16_cpu"), dict(
         epochs=3, batch_size=32, eval_every=3, amp="auto", compile="off", model_args='{"blocks_per_stage": 1}'))
     run = tmp_path / "run"
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     assert train(cfg, run, device="cpu", progress=False, data=tiny_lt, stop_after=1)["stopped_after"] == 1
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     train(cfg, run, device="cpu", progress=False, data=tiny_lt, resume=run)
     log = (run / "run.log").read_text()
     assert "precision bf16 (amp=auto: CPU with native bf16" in log

@@ -1,14 +1,13 @@
 """Turn a finished run directory into a weight set shipped inside the package
 (`glmc_zoo/weights/<arch>.<tag>/`), with its provenance in config.json and the model card.
 
-    python -m glmc_zoo.training.bundle runs/cifar10_lt_if100_w16 glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg \
+    glmc-zoo bundle runs/cifar10_lt_if100_w16 glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg \
         --data "CIFAR-10 stored as JPEG (quality about 75), ../shared/data/cifar10-jpeg.tar.gz"
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 from glmc_zoo.errors import BundleError
@@ -89,14 +88,3 @@ def _split_text(run_dir: Path) -> str:
 
     split = RunDir(run_dir).split()
     return SPLITS.get(split["split"], split["split"]).format(seed=split.get("seed"))
-
-
-def main() -> None:
-    """`python -m glmc_zoo.training.bundle ...` is `glmc-zoo bundle ...`."""
-    from glmc_zoo.cli import app
-
-    app(["bundle", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    main()

@@ -21,10 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from glmc_zoo.cpu import has_native_bf16, machine_text
-from glmc_zoo.devices import parse_device
 from glmc_zoo.errors import DataError, ImageLoadError, TrainError
-from glmc_zoo.registry import WeightSet
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import (
     StopSignals,
@@ -48,82 +45,22 @@ from glmc_zoo.training.method import (
     sample_lambda,
     soft_cross_entropy,
 )
-from glmc_zoo.training.metrics import plot_confusion, plot_curves, plot_per_class, predict_topk_heads, summarize
+from glmc_zoo.training.metrics import plot_confusion, plot_per_class
+from glmc_zoo.training.outputs import EVAL_KEYS as _EVAL_KEYS
+from glmc_zoo.training.outputs import evaluate as _evaluate
+from glmc_zoo.training.outputs import final_record, keep_best
+from glmc_zoo.training.outputs import plot_run_curves as _plot_curves
 from glmc_zoo.training.rundir import RunDir
+from glmc_zoo.training.runtime import (  # noqa: F401  (cpu_has_native_bf16: imported from here by earlier releases)
+    cpu_has_native_bf16,
+    device_text,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+)
 
 __all__ = ["TrainError", "cpu_has_native_bf16", "glmc_step", "resolve_compile", "resolve_device", "resolve_precision",
            "train"]
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16; Linux's /proc/cpuinfo).
-    Without them oneDNN emulates bf16 and autocast is slower than fp32."""
-    return has_native_bf16()
-
-
-def resolve_precision(amp: str, device: torch.device, resumed: str | None = None,
-                      native_bf16: bool | None = None) -> tuple[str, str]:
-    """`amp` (auto | bf16 | none) -> ("bf16" | "fp32", why). `auto` takes bf16 autocast where the
-    device has native bf16 (CUDA with bf16 support; a CPU with AVX512-BF16 or AMX) and fp32
-    elsewhere. A resumed run keeps the precision it ran in (`resumed`), so that moving a run to
-    another machine does not change its arithmetic half-way (the resume is exact), with one exception:
-    a bf16 run resumed on a CPU without native bf16, where emulated bf16 runs about 10x slower than
-    fp32, continues in fp32 from there (said in run.log; every epoch's log row records its precision,
-    and `report` and a bundled card say which epochs ran in which). A run never switches back to bf16.
-    `native_bf16`: this CPU's capability (default: read from it)."""
-    if amp not in ("auto", "bf16", "none"):
-        raise TrainError(f"amp={amp!r}: use auto, bf16 or none")
-    if amp == "none":
-        return "fp32", "amp=none"
-    if amp == "bf16":
-        return "bf16", "amp=bf16"
-    native = (cpu_has_native_bf16() if native_bf16 is None else native_bf16) if device.type == "cpu" else None
-    if resumed == "bf16" and native is False:
-        return "fp32", ("amp=auto: the run trained in bf16 until here, but this cpu has no native bf16 (emulated "
-                        "bf16 is ~10x slower than fp32), so it continues in fp32 from this point; the resume is "
-                        "exact up to that change of precision (set amp=bf16 to keep bf16 at that cost)")
-    if resumed in ("bf16", "fp32"):
-        return resumed, "amp=auto, kept from the checkpoint this run resumed"
-    if device.type == "cuda":
-        ok = torch.cuda.is_bf16_supported()
-        return ("bf16", "amp=auto: CUDA with bf16") if ok else ("fp32", "amp=auto: this GPU has no bf16")
-    if native:
-        return "bf16", "amp=auto: CPU with native bf16 (AVX512-BF16/AMX)"
-    return "fp32", f"amp=auto: no native bf16 on this {device.type} (set amp=bf16 to force it)"
-
-
-def resolve_compile(setting: str, device: torch.device, precision: str) -> tuple[bool, str]:
-    """`compile` (auto | on | off) -> (whether to torch.compile the training forward, why).
-
-    auto decides by what was measured side by side (benchmarks/train_throughput.py, width 16, the full
-    GLMC step): it compiles on CUDA and stays eager on a CPU, where it did not pay in either precision and
-    costs minutes of compiling at every start and resume. AMD EPYC, AVX2, fp32: the compiled step 0.94x
-    the eager one at batch 64 and 1.10x at 128 (rounds differing by about 10%). Intel Xeon with AMX, bf16
-    (20 steps, best of 3 rounds): 1.02x at batch 64 and 0.93x at 128, though the bare compiled bf16
-    forward+backward was 1.08x its eager floor at batch 64.
-    """
-    if setting == "on":
-        return True, "compile=on"
-    if setting == "off":
-        return False, "compile=off"
-    if device.type == "cuda":
-        return True, "compile=auto: CUDA"
-    return False, (f"compile=auto: off for {precision} on this {device.type}, where it was measured not to pay "
-                   f"(set compile=on to force it)")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """`device` (the one vocabulary, `glmc_zoo.devices`) as a torch device that is here."""
-    kind, index = parse_device(device)
-    if kind == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise TrainError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
-                         f"cuda build {torch.version.cuda}). Use --device cpu.")
-    if index is not None and index >= torch.cuda.device_count():
-        raise TrainError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0. "
-                         f"Use --device cuda:0 (or cuda).")
-    return torch.device(kind if index is None else f"cuda:{index}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,14 +182,6 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     if on_trained is not None:
         on_trained(r.model)
     return _finish(r, metrics, command) if r.ranks.is_main else metrics
-
-
-def device_text(dev: torch.device) -> str:
-    """The machine an epoch ran on, as its log row and run.log name it: the CPU (model, cores, flags), or the
-    GPU and its host. A run carried across sessions may change machines; its pace is read per machine."""
-    if dev.type == "cuda":
-        return f"{torch.cuda.get_device_name(dev)}, host {machine_text()}"
-    return machine_text()
 
 
 @dataclasses.dataclass
@@ -478,7 +407,7 @@ def _end_of_epoch(r: _Run, epoch: int, e: _Epoch, stop_after: int | None, metric
         r.log(f"eval epoch {epoch + 1}: top1 {metrics['top1']:.2f} (fc_cb), {metrics['fc_top1']:.2f} (fc); "
               f"many {_fmt(metrics['many'])}, medium {_fmt(metrics['medium'])}, few {_fmt(metrics['few'])}")
         if cfg.keep_best:
-            _keep_best(r.model, r.out, metrics, epoch + 1)
+            keep_best(r.model, r.out, metrics, epoch + 1)
     if stop_here:
         r.log(f"stopped after epoch {epoch + 1} of {cfg.epochs} as asked (stop_after): checkpoint saved; "
               f"continue with --resume {r.out}")
@@ -508,23 +437,6 @@ def _finish(r: _Run, metrics: dict, command: str | None) -> dict:
     return final
 
 
-def final_record(model, cfg: TrainConfig, data: LongTailedData, metrics: dict, command: str, stage: str = "",
-                 **provenance) -> WeightSet:
-    """The record a run's final weights are saved with: the final-epoch metrics of `fc_cb` (and of the plain head
-    `fc` where evaluated), per class, the class counts, the recipe and how the run was made (+ `provenance`)."""
-    measured = {k: round(metrics[k], 2) for k in ("top1", "top5", "many", "medium", "few") if metrics.get(k) is not None}
-    plain = {k: round(metrics[f"fc_{k}"], 2) for k in ("top1", "many", "medium", "few")
-             if metrics.get(f"fc_{k}") is not None}
-    per_class = {c: None if a is None else round(a, 2) for c, a in zip(data.classes, metrics.get("per_class") or [])}
-    return WeightSet.local(
-        model.pretrained_cfg, metrics=measured, metrics_kind="measured", per_class=per_class or None,
-        plain_head=plain or None, metrics_source=f"Measured at the final epoch ({cfg.epochs}){stage} on the "
-                                                 f"{len(data.test)}-image test set; nothing was selected on it.",
-        class_counts=tuple(data.class_counts), recipe=cfg.reference or cfg.name, trained_by="glmc-zoo",
-        provenance=dict(dataset=cfg.dataset, train_config=cfg.to_dict(), command=command,
-                        data=_describe_data(cfg, data), **provenance))
-
-
 def _diverged(out: Path, epoch: int, step: int, loss: float, echo: bool) -> None:
     """Stop a run whose loss or weights are no longer finite, keeping the last good checkpoint."""
     ckpt = RunDir(out).checkpoint
@@ -534,18 +446,6 @@ def _diverged(out: Path, epoch: int, step: int, loss: float, echo: bool) -> None
            f"was saved. Lower lr (or check the data), then start again")
     _log(out, msg, echo)
     raise TrainError(msg)
-
-
-def _describe_data(cfg: TrainConfig, data: LongTailedData) -> str:
-    return (f"{cfg.dataset} ({cfg.data_root or 'default location'}), {len(data.train)} training images in "
-            f"{len(data.classes)} classes (imbalance factor {cfg.imbalance_factor:g}, split {cfg.split!r}, "
-            f"seed {cfg.seed}; indices in split.json), {len(data.test)} test images"
-            + (f" held out from the same folder ({cfg.holdout:.0%} of each class, listed in split.json)."
-               if data.test_files is not None else "."))
-
-
-#: What each evaluation line of `metrics.jsonl` records (per-class accuracy is of `fc_cb`).
-_EVAL_KEYS = ("top1", "top5", "many", "medium", "few", "per_class", "fc_top1", "fc_many", "fc_medium", "fc_few")
 
 
 class _ImageErrors:
@@ -564,20 +464,6 @@ class _ImageErrors:
             self.error = last.split(f"{type(e).__name__}: ", 1)[-1]
 
 
-def _evaluate(model, batches: Batcher, data: LongTailedData, dev, channels_last: bool) -> dict:
-    """Metrics of the inference head `fc_cb` (GLMC's reported numbers), plus top-1 and groups of
-    the plain head `fc` as `fc_*`, from one pass over the test set."""
-    preds, labels = predict_topk_heads(model, batches.test_batches(), dev, k=5, channels_last=channels_last)
-    out = summarize(preds["fc_cb"], labels, data.class_counts, len(data.classes))
-    plain = summarize(preds["fc"], labels, data.class_counts, len(data.classes))
-    out.update({f"fc_{k}": plain.get(k) for k in ("top1", "many", "medium", "few")})
-    return out
-
-
-def _plot_curves(out: Path) -> None:
-    plot_curves(RunDir(out).evals(by_epoch=False), out / "training_curves.png")
-
-
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
 
@@ -586,18 +472,6 @@ def _hms(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-def _keep_best(model, out: Path, metrics: dict, epoch: int) -> None:
-    from glmc_zoo.hub import save_pretrained
-
-    best = out / "model_best_on_test"
-    if best.exists() and WeightSet.from_folder(best).metrics.get("top1", -1.0) >= metrics["top1"]:
-        return
-    save_pretrained(model, best, WeightSet.local(
-        model.pretrained_cfg, metrics=dict(top1=round(metrics["top1"], 2)), metrics_kind="measured",
-        metrics_source=f"BEST EPOCH ({epoch}) SELECTED ON THE TEST SET: optimistic, not a fair final-epoch number.",
-        provenance=dict(best_epoch=epoch)))
 
 
 def _log(out: Path, line: str, echo: bool) -> None:

@@ -29,7 +29,11 @@ from glmc_zoo.training.checkpoint import StopSignals, restore, resume_state, sav
 from glmc_zoo.training.configs import TrainConfig
 from glmc_zoo.training.data import LongTailedData, load_data
 from glmc_zoo.training.method import lr_at_epoch
-from glmc_zoo.training.rundir import RunDir
+from glmc_zoo.training.outputs import evaluate as _evaluate
+from glmc_zoo.training.outputs import final_record
+from glmc_zoo.training.outputs import plot_run_curves as _plot_curves
+from glmc_zoo.training.rundir import RunDir, resolve_init
+from glmc_zoo.training.runtime import device_text, resolve_precision
 
 #: The parameters stage 2 trains (the inference head); everything else is frozen.
 HEAD = "fc_cb"
@@ -79,28 +83,6 @@ def project_rows_(weight: torch.Tensor, radius: float) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_init(ref: str) -> tuple[str, WeightSet | None]:
-    """The first stage given as a finished run directory or a weights folder (or any model
-    reference) -> (model reference to load, its folder's record or None)."""
-
-    if not ref:
-        raise TrainError("stage maxnorm starts from a trained GLMC model: give --init RUN_OR_WEIGHTS (a finished "
-                         "run directory, a weights folder or a model name such as "
-                         "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg)")
-    path = Path(ref)
-    if path.is_dir() and RunDir(path).checkpoint.is_file() and not (path / "model.safetensors").is_file():
-        if not (RunDir(path).model / "model.safetensors").is_file():
-            raise TrainError(f"--init {ref}: this run has not finished (no {RunDir(path).model}); finish it with "
-                             f"--resume {ref}, or give a weights folder")
-        path = RunDir(path).model
-    if path.is_dir():
-        try:
-            return str(path), WeightSet.from_folder(path)
-        except Exception as e:  # a damaged folder: the loader below names what is wrong
-            raise TrainError(f"--init {ref}: not a glmc-zoo weights folder ({e})") from e
-    return ref, None
-
-
 def load_first_stage(ref: str) -> tuple[torch.nn.Module, WeightSet | None]:
     from glmc_zoo.errors import ModelLoadError
     from glmc_zoo.hub import create_model
@@ -123,7 +105,6 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
                   stop_after: int | None, log: Callable[[Path, str, bool], None]) -> dict:
     """The MaxNorm stage as `cfg` says, from `cfg.init`, into the run directory `out`."""
     from glmc_zoo.hub import save_pretrained
-    from glmc_zoo.training.loop import _evaluate, _plot_curves, device_text, final_record, resolve_precision
 
     state = resume_state(resume, cfg, stop_after)
     model, first_ws = load_first_stage(cfg.init)

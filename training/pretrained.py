@@ -25,7 +25,7 @@ import torch
 
 from glmc_zoo.errors import TrainError, did_you_mean, first_line
 from glmc_zoo.training.configs import TrainConfig, model_args_of
-from glmc_zoo.training.rundir import RunDir
+from glmc_zoo.training.rundir import RunDir, resolve_init
 
 #: GLMC's heads: everything else in a GLMC model is the backbone.
 HEADS = ("fc.", "fc_cb.", "projection_head.", "contrast_head.")
@@ -65,8 +65,6 @@ def check_init(cfg: TrainConfig) -> torch.nn.Module | None:
     if not cfg.init or cfg.stage != "glmc":
         return None
     if _is_glmc_ref(cfg.init):
-        from glmc_zoo.training.maxnorm import resolve_init
-
         resolve_init(cfg.init)  # a run that has not finished, a folder that is not one: named now
         return None
     if _is_file_ref(cfg.init):
@@ -339,8 +337,6 @@ def load_strict(model: torch.nn.Module, src: dict[str, torch.Tensor], ref: str, 
 
 def _from_glmc(cfg: TrainConfig, num_classes: int, classes: list[str]) -> Init:
     import timm
-
-    from glmc_zoo.training.maxnorm import resolve_init
 
     src_ref, _ = resolve_init(cfg.init)
     from glmc_zoo.errors import ModelLoadError

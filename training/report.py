@@ -1,7 +1,7 @@
 """A training run's results as Markdown, from the files the trainer writes into its run directory:
 every evaluation of both heads, per-class accuracy at the latest one, training time and the command.
 
-    glmc-zoo report runs/cifar10_lt_if100_w16            # or: python -m glmc_zoo.training.report RUN_DIR
+    glmc-zoo report runs/cifar10_lt_if100_w16            # or: python -m glmc_zoo report RUN_DIR
 
 Works on a finished run and on one still in progress (the latest evaluation is labelled as such). It
 reports what was logged and selects nothing: the final row is the final epoch, never the best one.
@@ -9,7 +9,6 @@ reports what was logged and selects nothing: the final row is the final epoch, n
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from glmc_zoo.errors import TrainError
@@ -221,15 +220,3 @@ def _progress(rd: RunDir, total: int | None, epochs: list[dict]) -> tuple[bool, 
 
 def _n_classes(n: int) -> str:
     return f"{n} class" if n == 1 else f"{n} classes"
-
-
-def main() -> None:
-    """`python -m glmc_zoo.training.report RUN_DIR` is `glmc-zoo report RUN_DIR`."""
-    from glmc_zoo.cli import app
-
-    app(["report", *sys.argv[1:]])
-
-
-if __name__ == "__main__":
-    main()
-

@@ -27,8 +27,9 @@ from pathlib import Path
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import check_not_package_weights, write_text_atomic
 from glmc_zoo.errors import DataError, TrainError
+from glmc_zoo.registry import WeightSet
 
-__all__ = ["RunDir", "read_jsonl"]
+__all__ = ["RunDir", "read_jsonl", "resolve_init"]
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -234,3 +235,25 @@ class RunDir:
     def resumes(self) -> int:
         path = self.path / self.LOG
         return sum(" resumed at epoch " in x for x in path.read_text().splitlines()) if path.is_file() else 0
+
+
+def resolve_init(ref: str) -> tuple[str, WeightSet | None]:
+    """A trained model given as a finished run directory or a weights folder (or any model reference) -> (model
+    reference to load, its folder's record or None): a MaxNorm stage's first stage, or a GLMC `init`."""
+
+    if not ref:
+        raise TrainError("stage maxnorm starts from a trained GLMC model: give --init RUN_OR_WEIGHTS (a finished "
+                         "run directory, a weights folder or a model name such as "
+                         "glmc_resnet32_w16.cifar10_lt_if100_e200_jpeg)")
+    path = Path(ref)
+    if path.is_dir() and RunDir(path).checkpoint.is_file() and not (path / "model.safetensors").is_file():
+        if not (RunDir(path).model / "model.safetensors").is_file():
+            raise TrainError(f"--init {ref}: this run has not finished (no {RunDir(path).model}); finish it with "
+                             f"--resume {ref}, or give a weights folder")
+        path = RunDir(path).model
+    if path.is_dir():
+        try:
+            return str(path), WeightSet.from_folder(path)
+        except Exception as e:  # a damaged folder: the loader below names what is wrong
+            raise TrainError(f"--init {ref}: not a glmc-zoo weights folder ({e})") from e
+    return ref, None
