@@ -266,12 +266,14 @@ def push(
     from glmc_zoo.push import push_folder
 
     try:
-        files = push_folder(folder, repo_id, dry_run=dry_run, private=private)
+        files, excluded = push_folder(folder, repo_id, dry_run=dry_run, private=private)
     except (ModelLoadError, PushError) as e:
         raise _fail(str(e)) from None
     verb = "would upload" if dry_run else "uploaded"
     for name, size in files:
         typer.echo(f"{verb} {name} ({size:,} bytes) -> {repo_id}")
+    for name, why in excluded:
+        typer.echo(f"left out {name}: {why}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -418,8 +418,33 @@ def test_truncated_and_missing_checkpoints(tmp_path):
 
 def test_push_validates_and_dry_runs(tmp_path):
     folder = save_pretrained(_trained_like(), tmp_path / "w")
-    files = push_folder(folder, "glmc-zoo/test", dry_run=True)
+    files, excluded = push_folder(folder, "glmc-zoo/test", dry_run=True)
+    assert [f for f, _ in files] == ["README.md", "config.json", "model.safetensors"] and excluded == []
+    # issue 47: the dry run is exactly what would be sent; links, hidden files, subfolders and foreign files never are
+    secret = tmp_path / "secret.key"
+    secret.write_text("do not publish")
+    (folder / "notes.txt").symlink_to(secret)
+    (folder / "model.onnx").symlink_to(secret)  # a weights folder's file name, but a link out of the folder
+    (folder / ".env").write_text("TOKEN=x")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "config.json").write_text("{}")
+    (folder / "train.log").write_text("log")
+    files, excluded = push_folder(folder, "glmc-zoo/test", dry_run=True)
     assert [f for f, _ in files] == ["README.md", "config.json", "model.safetensors"]
+    reasons = dict(excluded)
+    assert set(reasons) == {"notes.txt", "model.onnx", ".env", "sub/", "train.log"}
+    assert "a link" in reasons["model.onnx"] and "secret.key" in reasons["model.onnx"] and reasons[".env"] == "hidden"
+    from typer.testing import CliRunner
+
+    from glmc_zoo.cli import app
+
+    out = CliRunner().invoke(app, ["push", str(folder), "--repo-id", "glmc-zoo/test", "--dry-run"]).output
+    assert "left out model.onnx: a link" in out and "would upload config.json" in out and "secret" not in out.split("left")[0]
+    for name in ("notes.txt", "model.onnx", ".env", "train.log"):
+        (folder / name).unlink()
+    import shutil
+
+    shutil.rmtree(folder / "sub")
     with pytest.raises(PushError, match="expected ORG/NAME"):
         push_folder(folder, "no-slash", dry_run=True)
     (folder / "model.safetensors").unlink()
