@@ -50,6 +50,10 @@ class Backend(str, Enum):
     onnx = "onnx"
 
 
+#: The most `predict -` reads from stdin: one image (a 90-megapixel PNG is well under it).
+MAX_STDIN_BYTES = 256 * 2**20
+
+
 def _fail(msg: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {msg}", err=True)
     return typer.Exit(code)
@@ -313,7 +317,10 @@ def predict(
         raise _fail("- (stdin) given more than once; stdin holds one image")
     stdin = files.index("-") if "-" in files and not Path("-").exists() else None
     if stdin is not None:  # e.g. `curl -s URL | glmc-zoo predict -`
-        files[stdin] = sys.stdin.buffer.read()
+        files[stdin] = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)  # a stream never decides how much we read
+        if len(files[stdin]) > MAX_STDIN_BYTES:
+            raise _fail(f"- (stdin): more than {MAX_STDIN_BYTES // 2**20} MiB; one image is expected there (save a "
+                        f"larger file and give its path)")
     predictor = Predictor(model, backend=backend.value, device=device, tensorrt=tensorrt, draft=draft)
     typer.echo(f"model {predictor.backend.model_name} on {predictor.backend.name}/{predictor.backend.device_note}",
                err=True)

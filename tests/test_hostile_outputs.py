@@ -228,3 +228,28 @@ def test_resume_without_output_continues_the_run_it_names(tmp_path, monkeypatch)
         r = run("train", "-c", "cifar10_lt_if100_w16", "--resume", given)
         assert r.exit_code == 0, r.output
         assert seen["out"] == run_dir, seen
+
+
+# --- class 4: a stream never decides how much we read ----------------------------------------------------------
+
+
+def test_stdin_is_read_up_to_one_image_and_no_further():
+    """`cat /dev/zero | glmc-zoo predict -` read without end; now it stops after the cap, with one line."""
+    code = "import sys; sys.argv = ['glmc-zoo', 'predict', '-']; from glmc_zoo.cli import app; app()"
+    zero = open("/dev/zero", "rb")
+    try:
+        r = subprocess.run([sys.executable, "-c", code], stdin=zero, capture_output=True, text=True, timeout=120)
+    finally:
+        zero.close()
+    assert r.returncode == 2 and "MiB; one image is expected" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    ('{"blocks_per_stage": 100000}', "blocks_per_stage=100000: give an integer from 1 to 200"),
+    ('{"blocks_per_stage": -1}', "blocks_per_stage=-1"), ('{"drop_rate": 2}', "drop_rate=2"),
+    ('{"global_pool": "bogus"}', "global_pool='bogus'"), ('{"widths": "x"}', "widths='x'")])
+def test_model_args_out_of_range_are_one_line_before_anything_is_built(args, says, tmp_path):
+    r = run("train", "-c", "cifar10_lt_if100_w16_cpu", "--set", f"model_args={args}", "-o", tmp_path / "r",
+            "--set", "max_images_per_class=20", "--set", "imbalance_factor=1", "--set", "test_per_class_limit=2")
+    assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "r").exists()

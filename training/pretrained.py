@@ -151,6 +151,8 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str], load: bo
             model = timm.create_model(cfg.model, pretrained=False, num_classes=num_classes, **args)
         except TypeError as e:  # an argument the architecture does not take
             raise TrainError(f"model_args={cfg.model_args!r}: {cfg.model} does not take these arguments ({e})") from e
+        except ValueError as e:  # a value out of range (checked before anything is allocated)
+            raise TrainError(f"model_args={cfg.model_args!r}: {e}") from e
         return Init(model, "", model_args=args)
     if _is_glmc_ref(cfg.init):
         return _from_glmc(cfg, num_classes, classes)

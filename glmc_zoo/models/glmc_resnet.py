@@ -121,6 +121,10 @@ class GLMCHeads:
     def _init_heads(self, num_classes: int, proj_dim: int, drop_rate: float = 0.0,
                     training_heads: bool = True) -> None:
         # (created in the released order, so a seed gives the released initialisation)
+        check_int("num_classes", num_classes, 0, 100_000)
+        check_int("proj_dim", proj_dim, 1, 65_536)
+        if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)) or not 0 <= drop_rate < 1:
+            raise ValueError(f"drop_rate={drop_rate!r}: give a dropout probability, 0 <= drop_rate < 1")
         self.num_classes = num_classes
         self.proj_dim = proj_dim
         self.drop_rate = drop_rate
@@ -307,6 +311,14 @@ class GLMCCifarResNet(GLMCResNet):
         training_heads: bool = True,
     ):
         super().__init__()
+        check_int("blocks_per_stage", blocks_per_stage, 1, 200)  # 200: the ResNet-1202, the deepest CIFAR ResNet
+        check_int("in_chans", in_chans, 1, 16)
+        if not (isinstance(widths, (list, tuple)) and len(widths) == 3):
+            raise ValueError(f"widths={widths!r}: give three stage widths, e.g. (16, 32, 64)")
+        for w in widths:
+            check_int("widths", w, 4, 4096)
+        if global_pool not in ("avg", "max", "avgmax", "catavgmax", ""):
+            raise ValueError(f"global_pool={global_pool!r}: use avg, max, avgmax, catavgmax or '' (unpooled)")
         self.conv1 = nn.Conv2d(in_chans, widths[0], 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.act1 = nn.ReLU(inplace=True)
@@ -359,6 +371,13 @@ class GLMCImageNetResNet(GLMCResNet):
         self._init_pool_and_heads(num_classes, proj_dim, global_pool, drop_rate, training_heads)
         for m in self._head_linears():
             nn.init.kaiming_normal_(m.weight)
+
+
+def check_int(name: str, value, low: int, high: int) -> None:
+    """An integer architecture argument within [low, high], checked before anything is allocated (a file's
+    `model_args` never decides how much memory a model takes: blocks_per_stage 100000 is refused, not built)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name}={value!r}: give an integer from {low} to {high}")
 
 
 def _check_weights_available(variant: str, kwargs: dict) -> None:
