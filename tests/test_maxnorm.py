@@ -162,3 +162,10 @@ def test_a_stage_without_a_usable_first_stage_is_refused(tmp_path, tiny_lt, firs
         train(_stage(unfinished), tmp_path / "y", device="cpu", progress=False, data=tiny_lt)
     with pytest.raises(TrainError, match="class counts"):  # trained on other data than the config's
         train(_stage(first_stage), tmp_path / "z", device="cpu", progress=False, data=small_lt)
+    # the same counts on other classes (issue 47: names were not compared, and the old labels were saved)
+    from dataclasses import replace
+
+    renamed = replace(tiny_lt, classes=[f"{c}_x" if c == "cat" else c for c in tiny_lt.classes])
+    with pytest.raises(TrainError, match=r"classes are not this data's, in order \(3: 'cat' vs 'cat_x'\)"):
+        train(_stage(first_stage), tmp_path / "w", device="cpu", progress=False, data=renamed)
+    assert not (tmp_path / "w").exists()

@@ -161,8 +161,7 @@ def _train(cfg: TrainConfig, out: Path, dev: torch.device, resume, progress: boo
     if cfg.stage == "maxnorm":
         from glmc_zoo.training.maxnorm import train_maxnorm
 
-        if claimed is not None:
-            claimed.started = True
+        # (its set-up is inside; a failure before its first checkpoint leaves no folder behind)
         return train_maxnorm(cfg, out, dev, resume, progress, download, command, should_stop, data, stop_after, _log)
     r = _setup(cfg, out, dev, resume, progress, download, command, data, stop_after)
     if claimed is not None:

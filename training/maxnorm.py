@@ -115,6 +115,11 @@ def train_maxnorm(cfg: TrainConfig, out: Path, dev: torch.device, resume, progre
     if model.pretrained_cfg.get("num_classes", len(data.classes)) != len(data.classes):
         raise TrainError(f"--init {cfg.init}: {model.pretrained_cfg['num_classes']} classes, the data has "
                          f"{len(data.classes)}")
+    names = list(model.pretrained_cfg.get("label_names") or [])
+    if names and names != list(data.classes):  # the same counts on other classes: fc_cb's rows would mean others
+        differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(names, data.classes)) if a != b]
+        raise TrainError(f"--init {cfg.init}: the first stage's classes are not this data's, in order "
+                         f"({'; '.join(differ[:3])}{' ...' if len(differ) > 3 else ''}): give the data it was trained on")
     run = RunDir(out)
     run.write_start(cfg, data, command, (state["epoch"], state["step"]) if state else None, progress)
 
