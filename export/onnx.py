@@ -10,8 +10,8 @@ gives; its speed against fp32 on this CPU is measured and stated). Every export 
 model on every input given, at batch 1 and a larger batch, and refused (no file written) unless:
 - fp32: |onnx - torch| <= atol + rtol * max|torch| on every logit, and identical top-1;
 - fp16: top-1 agrees with PyTorch on >= 99% of the real images;
-- int8: top-1 agrees with PyTorch on >= 98% of the real images (convolutions in int8, the
-  classifier head kept in float).
+- int8: top-1 agrees with PyTorch on >= 98% of at least 100 real images (convolutions in int8, the
+  classifier head kept in float), calibrated on at least 16.
 A check that compared nothing fails.
 """
 
@@ -34,6 +34,10 @@ from glmc_zoo.errors import ExportError, VerificationFailed
 FP32_ATOL = 1e-4  # |logit difference| allowed on small logits, fp32
 FP32_RTOL = 1e-5  # ... plus this fraction of the largest |logit| of the batch (large logits, e.g. 1,000)
 TOP1_AGREEMENT = {"fp16": 0.99, "int8": 0.98}  # fraction of real images whose top-1 must agree
+#: int8 is judged on at least this many real images (4 sample photos agreed at 100% with a model calibrated on one
+#: 1x1 image that agreed on 89% of real images), and calibrated on at least MIN_CALIBRATION of them.
+MIN_INT8_CHECK = 100
+MIN_CALIBRATION = 16
 MIN_OPSET = 18  # the dynamo exporter's lowest opset
 
 
@@ -137,6 +141,9 @@ def check_export_args(output: str | Path, opset: int, batch_size: int | None, pr
     if precision == "int8" and not calibration:
         raise ExportError("--int8 needs calibration images: --calibration DIR (a few hundred images like the "
                           "ones the model will see)")
+    if precision == "int8" and len(calibration) < MIN_CALIBRATION:
+        raise ExportError(f"--calibration: {len(calibration)} image{'s' * (len(calibration) != 1)}; int8's ranges need "
+                          f"at least {MIN_CALIBRATION} (a few hundred like the ones the model will see)")
 
 
 def export_onnx(model_ref: str, output: str | Path, opset: int = MIN_OPSET, fp16: bool = False,
@@ -350,6 +357,9 @@ def verify_onnx(model, path: str | Path, precision: str | bool, batch_size: int 
                                                     for c in report.checks)
     elif not real:
         report.reason = f"{precision} is judged on real images and none were given (--verify-images)"
+    elif precision == "int8" and real[0]["n"] < MIN_INT8_CHECK:
+        report.reason = (f"int8 is judged on at least {MIN_INT8_CHECK} real images and {real[0]['n']} were given: "
+                         f"--verify-images DIR (images like the deployment's, not the calibration set)")
     else:
         need = TOP1_AGREEMENT[precision]
         report.passed = all(c["top1_agree"] >= need for c in real)

@@ -117,6 +117,11 @@ def test_int8_export_calibrated_on_real_images(tmp_path, cifar_root):
     print(report.summary())
     real = [c for c in report.checks if c["inputs"] == "real images"]
     assert report.passed and real and all(c["top1_agree"] >= 0.98 for c in real)
+    import timm  # the same file judged on the 4 sample photos alone: not enough to say it passed (issue 47)
+
+    few = ex.verify_onnx(timm.create_model(DEFAULT_MODEL, pretrained=True).eval(), tmp_path / "q.onnx", "int8", None,
+                         check[:4])
+    assert not few.passed and "at least 100 real images and 4 were given" in few.reason
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
@@ -150,6 +155,8 @@ def test_export_uses_the_dynamo_exporter(w16_folder, tmp_path):
     (["--output", "x.txt"], "ending in .onnx"),
     (["--opset", "99"], "--opset 99"),
     (["--int8"], "--int8 needs calibration images"),
+    (["--int8", "--calibration", str(Path(__file__).resolve().parents[1] / "examples" / "cat.jpg")],
+     "--calibration: 1 image; int8's ranges need at least 16"),  # issue 47: one image calibrated "PASSED"
 ])
 def test_export_usage_errors_exit_2(w16_folder, tmp_path, args, message):
     base = ["export", w16_folder] + ([] if "--output" in args else ["--output", tmp_path / "m.onnx"])
