@@ -50,6 +50,10 @@ class Backend(str, Enum):
     onnx = "onnx"
 
 
+#: The extra that installs each optional dependency (pyproject's optional-dependencies).
+EXTRA_OF = {"torch": "torch", "torchvision": "torch", "timm": "torch", "huggingface_hub": "torch", "safetensors": "torch",
+            "onnx": "export", "onnxscript": "export", "onnxruntime": "onnx", "matplotlib": "train", "tqdm": "train"}
+
 #: The most `predict -` reads from stdin: one image (a 90-megapixel PNG is well under it).
 MAX_STDIN_BYTES = 256 * 2**20
 
@@ -84,6 +88,12 @@ def command(*args, **kwargs):
                 return fn(*a, **k)
             except GLMCZooError as e:
                 raise _fail(str(e), code=1 if isinstance(e, VerificationFailed) else 2) from None
+            except ModuleNotFoundError as e:  # a light install asked for a heavy job: name the extra that brings it
+                root = (e.name or "").split(".")[0]
+                if root not in EXTRA_OF:
+                    raise
+                raise _fail(f"{fn.__name__.removesuffix('_cmd')} needs {root}, which this install lacks: "
+                            f"pip install 'glmc-zoo[{EXTRA_OF[root]}]'") from None
             except OSError as e:
                 if e.filename is None:  # not about a path the user gave: a real failure, keep its traceback
                     raise
@@ -589,7 +599,7 @@ def bundle(
         try:
             from glmc_zoo.export.onnx import export_onnx
         except ImportError as e:
-            raise _fail(f"the .onnx needs the onnx extra: pip install 'glmc-zoo[onnx]' ({e}); or give --no-onnx") from None
+            raise _fail(f"the .onnx needs the export extra: pip install 'glmc-zoo[export]' ({e}); or give --no-onnx") from None
     folder = bundle_run(run_dir, name, data, root, machine, replace=replace)
     typer.echo(f"wrote {folder}")
     if onnx:  # the weights folder is whole already: a failed check leaves it without model.onnx, and says so

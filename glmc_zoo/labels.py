@@ -38,8 +38,10 @@ def imagenet_labels() -> tuple[str, ...]:
         lemmas = dict(csv.reader((info / "imagenet_synset_to_lemma.txt").read_text(encoding="utf-8").splitlines(),
                                  delimiter="\t"))
         return tuple(lemmas[s] for s in synsets)
-    from timm.data import ImageNetInfo
-
+    try:
+        from timm.data import ImageNetInfo
+    except ImportError:  # a deployment install without timm: these names label only records it cannot load
+        return index_labels(1000)
     return tuple(ImageNetInfo().label_descriptions())
 
 
