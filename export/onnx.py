@@ -108,14 +108,26 @@ def onnx_metadata(model, model_ref: str, precision: str = "fp32") -> dict[str, s
     cfg = model.pretrained_cfg
     pre = Preprocess.from_config(cfg)
     labels = list(cfg.get("label_names") or [str(i) for i in range(model.num_classes)])
-    info = dict(model=model_ref, architecture=cfg.get("architecture"), tag=cfg.get("tag"),
+    info = dict(model=_model_name(model_ref, cfg), architecture=cfg.get("architecture"), tag=cfg.get("tag"),
                 glmc_zoo_version=__version__, preprocess=pre.to_dict(), label_names=labels, precision=precision,
                 head="fc_cb (GLMC's rebalanced classifier)", weights_sha256=weights_sha256(model_ref, model),
                 class_counts=training_counts(model_ref, model))
     return {"glmc_zoo": json.dumps(info), "label_names": json.dumps(labels), "mean": json.dumps(list(pre.mean)),
             "std": json.dumps(list(pre.std)), "input_size": json.dumps(list(pre.input_size)),
-            "crop_pct": str(pre.crop_pct), "interpolation": pre.interpolation, "model_name": model_ref,
+            "crop_pct": str(pre.crop_pct), "interpolation": pre.interpolation, "model_name": info["model"],
             "glmc_zoo_version": __version__}
+
+
+def _model_name(model_ref: str, cfg: dict) -> str:
+    """How the file names its model: the weight set (`arch.tag`) where the weights have a tag, else the folder as
+    `parent/name` of its absolute path (never the relative path it happened to be exported from, nor a whole
+    path of this machine)."""
+    ref = str(model_ref).removeprefix("local-dir:")
+    if cfg.get("tag") and cfg.get("architecture"):
+        return f"{cfg['architecture']}.{cfg['tag']}"
+    if Path(ref).exists():
+        return "/".join(Path(ref).resolve().parts[-2:])
+    return ref
 
 
 def max_opset() -> int:

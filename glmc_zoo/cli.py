@@ -181,8 +181,8 @@ def list_cmd(
 
 @command()
 def info(
-    name: Annotated[str | None, typer.Argument(help="Architecture, arch.tag, local-dir:DIR or a weights folder "
-                                                    "(or -m/--model).")] = None,
+    name: Annotated[str | None, typer.Argument(help="Architecture, arch.tag, local-dir:DIR, a weights folder or an "
+                                                    "exported .onnx (or -m/--model).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="The same, as an option.")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", help="table or json")] = Fmt.table,
 ) -> None:
@@ -191,6 +191,18 @@ def info(
 
     name = _model_ref(name, model)
     path = Path(name.removeprefix("local-dir:"))
+    if path.suffix == ".onnx" and path.is_file():  # an export carries its own record: read it with onnxruntime
+        from glmc_zoo.backends import OnnxBackend
+
+        meta = dict(OnnxBackend(path, device="cpu").info, file=str(path), bytes=path.stat().st_size)
+        if fmt == Fmt.json:
+            typer.echo(json.dumps(meta, indent=2))
+            return
+        for k, v in meta.items():
+            text = f"{len(v)} names: {', '.join(map(str, v[:5]))}{', ...' if len(v) > 5 else ''}" \
+                if k == "label_names" else json.dumps(v) if isinstance(v, (dict, list)) else v
+            typer.echo(f"{k:>18}: {text}")
+        return
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise _fail(f"{path}: no config.json; a weights folder holds model.safetensors and config.json")

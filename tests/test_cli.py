@@ -187,3 +187,15 @@ def test_help_and_tables_read_as_a_user_expects():
     assert listed[0].split() == ["config", "model", "data", "recipe", "command"]
     table = run("list").output
     assert " None " not in table and "glmc_resnet50" in table
+
+
+def test_info_reads_an_exported_onnx_and_the_export_names_its_model_portably(w16_onnx, w16_folder):
+    r = run("info", w16_onnx, "--format", "json")
+    assert r.exit_code == 0, r.output
+    meta = json.loads(r.output)
+    assert meta["precision"] == "fp32" and len(meta["label_names"]) == 10 and meta["bytes"] == w16_onnx.stat().st_size
+    # the model is named by its weight set, or by the folder's last two parts: not by a relative path of the export
+    tagged = f"{meta['architecture']}.{meta['tag']}" if meta.get("tag") else None
+    assert meta["model"] in (tagged, "/".join(Path(w16_folder).resolve().parts[-2:])), meta["model"]
+    table = run("info", w16_onnx).output
+    assert "label_names: 10 names: " in table and "preprocess:" in table
