@@ -30,7 +30,14 @@ def machine() -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--onnx", action="append", default=[], metavar="MODEL.onnx",
+                   help="also time `predict cat.jpg --model MODEL.onnx` (repeatable): another model's whole-process cost")
     a = p.parse_args()
+    if a.runs < 1:
+        p.error("--runs must be at least 1")
+    for f in a.onnx:
+        if not Path(f).is_file():
+            p.error(f"--onnx {f}: no such file")
     exe = shutil.which("glmc-zoo") or str(Path(sys.executable).with_name("glmc-zoo"))
     from glmc_zoo.inference import bundled_onnx
 
@@ -40,6 +47,8 @@ def main() -> None:
         "predict cat.jpg (default: bundled .onnx)": [exe, "predict", CAT],
         "predict cat.jpg --model bundled.onnx": [exe, "predict", CAT, "--model", str(bundled_onnx())],
         "predict cat.jpg --backend torch": [exe, "predict", CAT, "--backend", "torch"],
+        **{f"predict cat.jpg --model {Path(f).parent.name}/{Path(f).name}": [exe, "predict", CAT, "--model", f]
+           for f in a.onnx},
     }
     times: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(a.runs):
