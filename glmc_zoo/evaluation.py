@@ -10,6 +10,7 @@ import numpy as np
 
 from glmc_zoo._meta import IMAGE_SUFFIXES
 from glmc_zoo.errors import DataError
+from glmc_zoo.jsonfile import read_json
 
 __all__ = ["evaluate_model", "list_class_folder", "shot_groups", "summarize"]
 
@@ -145,8 +146,6 @@ def recorded_split(model_ref: str | Path) -> Path | None:
     `model/` folder (or the run directory) and that run held out part of each class (`--set holdout`); None when
     the run had its own test folder. A folder whose record says it was trained with holdout but that has no run
     beside it is an error (scoring the whole folder would count training images as test images)."""
-    import json
-
     ref = str(model_ref).removeprefix("local-dir:")
     folder = Path(ref)
     if not folder.is_dir():
@@ -155,12 +154,12 @@ def recorded_split(model_ref: str | Path) -> Path | None:
         split = run / "split.json"
         if split.is_file() and (folder == run or folder.name == "model"):
             try:
-                held = json.loads(split.read_text()).get("test_files")
+                held = read_json(split).get("test_files")
             except (OSError, ValueError, AttributeError):
                 return None  # named when read as --split
             return split if held else None
     try:
-        cfg = json.loads((folder / "config.json").read_text())
+        cfg = read_json(folder / "config.json")
         holdout = ((cfg.get("glmc") or {}).get("train_config") or {}).get("holdout") or 0
     except (OSError, ValueError, AttributeError):
         return None
@@ -173,13 +172,17 @@ def recorded_split(model_ref: str | Path) -> Path | None:
 
 def _held_out_files(root: Path, split: Path) -> tuple[list[str], list[str], np.ndarray]:
     """The test files a run held out (split.json's `test_files`, relative to `root`), labelled by their folder."""
-    import json
-
     if split.is_dir():
         split = split / "split.json"
     if not split.is_file():
         raise DataError(f"--split {split}: no such file. Give a run's split.json (or its run directory).")
-    files = json.loads(split.read_text()).get("test_files")
+    try:
+        held = read_json(split)
+    except (OSError, ValueError) as e:
+        raise DataError(f"--split {split}: cannot be read as a run's split.json ({e}); restore it from the run") from None
+    files = held.get("test_files") if isinstance(held, dict) else None
+    if files is not None and not (isinstance(files, list) and all(isinstance(f, str) for f in files)):
+        raise DataError(f"--split {split}: test_files is not a list of file paths; restore it from the run")
     if not files:
         raise DataError(f"--split {split}: lists no held-out test files (the run had a test/ folder, or no "
                         f"--set holdout); evaluate on the test folder with --data-root alone.")

@@ -54,7 +54,7 @@ class Preprocess:
             raise bad("crop_pct", f"not a number from {size[1] / MAX_SIDE:g} to 1.5 (the resize side is capped at "
                                   f"{MAX_SIDE} px)")
         interpolation = cfg.get("interpolation") or "bilinear"
-        if interpolation not in _PIL_INTERP:
+        if not isinstance(interpolation, str) or interpolation not in _PIL_INTERP:
             raise bad("interpolation", f"not one of {', '.join(_PIL_INTERP)}")
         return cls(tuple(int(v) for v in size), tuple(float(v) for v in cfg["mean"]),
                    tuple(float(v) for v in cfg["std"]), float(crop), str(interpolation))

@@ -5,7 +5,6 @@ records into timm's `default_cfgs`; `pretrained=True` checks and the CLI's listi
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from glmc_zoo._meta import HF_ORG, NORMALIZATION, __version__
 from glmc_zoo.errors import ModelLoadError, UnknownModelError, did_you_mean
+from glmc_zoo.jsonfile import read_json
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
 
 __all__ = ["AVAILABILITY", "CONFIG_NAME", "DEFAULT_TAGS", "METRICS_KINDS", "WEIGHTS", "WeightSet", "architectures",
@@ -49,9 +49,9 @@ def read_config(directory: str | Path) -> dict:
     """A weights folder's config.json; `ModelLoadError` naming the file when it is not a JSON object."""
     path = Path(directory) / CONFIG_NAME
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{path}: not valid JSON ({e}). {_RESTORE}") from e
+        cfg = read_json(path)
+    except ValueError as e:  # not JSON, too large, nested too deep: named by the file
+        raise ModelLoadError(f"{e}. {_RESTORE}") from None
     if not isinstance(cfg, dict):
         raise ModelLoadError(f"{path}: holds a {type(cfg).__name__}, not the JSON object of a timm config. {_RESTORE}")
     return cfg
@@ -70,6 +70,9 @@ def check_config(config: dict, where: str) -> None:
     if tag is not None and not isinstance(tag, str):
         raise ModelLoadError(f"{where}: pretrained_cfg.tag is {tag!r}, not a name. {_RESTORE}")
     labels, n = config.get("label_names"), config.get("num_classes")
+    for key, value in (("num_classes", n), ("num_classes", (pre or {}).get("num_classes"))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100_000):
+            raise ModelLoadError(f"{where}: {key} is {value!r}, not a class count (0-100000). {_RESTORE}")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise ModelLoadError(f"{where}: \"label_names\" must be a list of class names")
     if labels is not None and isinstance(n, int) and len(labels) != n:

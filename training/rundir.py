@@ -27,22 +27,26 @@ from pathlib import Path
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import check_not_package_weights, write_text_atomic
 from glmc_zoo.errors import DataError, TrainError
+from glmc_zoo.jsonfile import MAX_JSON_BYTES, parse_json, read_json
 from glmc_zoo.registry import WeightSet
 
 __all__ = ["RunDir", "read_jsonl", "resolve_init"]
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path, schema: dict | None = None) -> list[dict]:
     """A run log's rows (`train_log.jsonl`, `metrics.jsonl`); [] when the file does not exist. A last line
     cut short (what a crash during an append leaves) is dropped: the epoch it logged is logged again when
-    the run resumes. Damage anywhere else is a `DataError` naming the file and the line."""
+    the run resumes. Damage anywhere else, and a row whose fields are not what `schema` says, is a `DataError`
+    naming the file, the line and the field."""
     if not path.is_file():
         return []
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise DataError(f"{path}: {path.stat().st_size:,} bytes, more than a run log holds; restore the file")
     lines = [x for x in path.read_text(errors="replace").splitlines() if x.strip()]
     rows = []
     for n, line in enumerate(lines, 1):
         try:
-            row = json.loads(line)
+            row = parse_json(line, f"line {n}", finite=False)  # a log may record a NaN loss
             if not isinstance(row, dict):
                 raise ValueError("not a JSON object")
         except ValueError as e:
@@ -50,8 +54,50 @@ def read_jsonl(path: Path) -> list[dict]:
                 break
             raise DataError(f"{path}, line {n}: not a log row ({e}); the run log is damaged: remove that line "
                             f"(or restore the file) and try again") from None
+        problem = _field_problem(row, schema or {})
+        if problem:
+            raise DataError(f"{path}, line {n}: {problem}; the run log is damaged: restore the file (or remove that "
+                            f"line) and try again")
         rows.append(row)
     return rows
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+#: What the fields of each file must be: (check, what it should be, required).
+_NUMBER, _COUNT = (_is_number, "a number"), (_is_count, "a count (an integer >= 0)")
+_NUMBER_OR_NULL = (lambda v: v is None or _is_number(v), "a number or null")
+TRAIN_ROW = dict(epoch=(*_COUNT, True), seconds=(*_NUMBER, True), images=(*_COUNT, True), loss=(*_NUMBER_OR_NULL, False),
+                 lr=(*_NUMBER, False), alpha=(*_NUMBER, False), machine=(lambda v: isinstance(v, str), "text", False),
+                 precision=(lambda v: v in ("bf16", "fp32"), "bf16 or fp32", False))
+EVAL_ROW = dict(epoch=(*_COUNT, True), top1=(*_NUMBER, True),
+                **{k: (*_NUMBER_OR_NULL, False) for k in ("top5", "many", "medium", "few", "fc_top1", "fc_many",
+                                                          "fc_medium", "fc_few")},
+                per_class=(lambda v: isinstance(v, list) and all(x is None or _is_number(x) for x in v),
+                           "a list of numbers (or null)", False))
+SPLIT_FILE = dict(split=(lambda v: isinstance(v, str), "a split's name", False), seed=(*_COUNT, False),
+                  classes=(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of names", False),
+                  class_counts=(lambda v: isinstance(v, list) and all(map(_is_count, v)), "a list of counts", False),
+                  test_files=(lambda v: v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+                              "a list of file paths", False),
+                  holdout=(lambda v: _is_number(v) and 0 <= v < 1, "a fraction from 0 to 1", False))
+
+
+def _field_problem(row: dict, schema: dict) -> str | None:
+    for key, (ok, what, required) in schema.items():
+        if key not in row:
+            if required:
+                return f"no {key!r}"
+            continue
+        if not ok(row[key]):
+            return f"{key} is {json.dumps(row[key])[:60]}, not {what}"
+    return None
 
 
 def _by_epoch(rows: list[dict]) -> list[dict]:
@@ -206,25 +252,28 @@ class RunDir:
         return self._json(self.CONFIG)
 
     def split(self) -> dict:
-        return self._json(self.SPLIT) if (self.path / self.SPLIT).is_file() else {}
+        return self._json(self.SPLIT, SPLIT_FILE) if (self.path / self.SPLIT).is_file() else {}
 
-    def _json(self, name: str) -> dict:
+    def _json(self, name: str, schema: dict | None = None) -> dict:
         path = self.path / name
         try:
-            value = json.loads(path.read_text())
+            value = read_json(path)
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: cannot be read as the run's {name} ({e}); restore it from the run") from None
         if not isinstance(value, dict):
             raise DataError(f"{path}: holds a {type(value).__name__}, not the run's {name}; restore it from the run")
+        problem = _field_problem(value, schema or {})
+        if problem:
+            raise DataError(f"{path}: {problem}; restore it from the run")
         return value
 
     def epochs(self) -> list[dict]:
         """train_log.jsonl, one row per epoch, in order."""
-        return _by_epoch(read_jsonl(self.path / self.TRAIN_LOG))
+        return _by_epoch(read_jsonl(self.path / self.TRAIN_LOG, TRAIN_ROW))
 
     def evals(self, by_epoch: bool = True) -> list[dict]:
         """metrics.jsonl, one row per evaluated epoch (or every row as written)."""
-        rows = read_jsonl(self.path / self.EVAL_LOG)
+        rows = read_jsonl(self.path / self.EVAL_LOG, EVAL_ROW)
         return _by_epoch(rows) if by_epoch else rows
 
     def started_command(self) -> str | None:
