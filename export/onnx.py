@@ -29,7 +29,12 @@ import numpy as np
 
 from glmc_zoo._meta import __version__
 from glmc_zoo.atomic import output_target, place_file, temp_file_for
-from glmc_zoo.errors import ExportError, VerificationFailed
+from glmc_zoo.backends import OnnxBackend
+from glmc_zoo.cpu import cpu_isa, cpu_name, has_vnni
+from glmc_zoo.errors import ExportError, ImageLoadError, InferenceError, VerificationFailed
+from glmc_zoo.images import load_image
+from glmc_zoo.preprocess import Preprocess
+from glmc_zoo.registry import find_weights, weight_set_name
 
 FP32_ATOL = 1e-4  # |logit difference| allowed on small logits, fp32
 FP32_RTOL = 1e-5  # ... plus this fraction of the largest |logit| of the batch (large logits, e.g. 1,000)
@@ -51,7 +56,6 @@ class VerifyReport:
     verified: bool = True
     reason: str = ""
     speed: dict | None = None  # int8: `int8_speed` on this CPU
-
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,15 +99,12 @@ def weights_sha256(model_ref: str, model) -> str | None:
 
 def _weight_set(model_ref: str, model):
     """The registry record (`WeightSet`) of the weights `model` was built with, if it has one."""
-    from glmc_zoo.registry import find_weights, weight_set_name
-
     return find_weights(weight_set_name(model.pretrained_cfg, model_ref))
 
 
 def onnx_metadata(model, model_ref: str, precision: str = "fp32") -> dict[str, str]:
     """The metadata written into the file, from the model's pretrained config."""
     from glmc_zoo.hub import training_counts
-    from glmc_zoo.preprocess import Preprocess
 
     cfg = model.pretrained_cfg
     pre = Preprocess.from_config(cfg)
@@ -250,10 +251,6 @@ def _quantize_int8(proto, model, calibration: list[str], seed: int):
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from glmc_zoo.errors import ImageLoadError
-    from glmc_zoo.images import load_image
-    from glmc_zoo.preprocess import Preprocess
-
     pre = Preprocess.from_config(model.pretrained_cfg)
     images, bad = [], []
     for p in calibration:
@@ -301,8 +298,6 @@ def int8_speed(fp32_proto, int8_path: str | Path, input_size: tuple[int, ...], b
 
     import onnxruntime as ort
 
-    from glmc_zoo.cpu import cpu_isa, cpu_name, has_vnni
-
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sessions = {k: ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
@@ -332,11 +327,6 @@ def verify_onnx(model, path: str | Path, precision: str | bool, batch_size: int 
     """
     import onnxruntime as ort
     import torch
-
-    from glmc_zoo.backends import OnnxBackend
-    from glmc_zoo.errors import InferenceError
-    from glmc_zoo.images import load_image
-    from glmc_zoo.preprocess import Preprocess
 
     if isinstance(precision, bool):
         precision = "fp16" if precision else "fp32"

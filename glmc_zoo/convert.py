@@ -15,6 +15,8 @@ import torch
 
 from glmc_zoo.errors import CheckpointError, ModelLoadError, did_you_mean, error_text
 from glmc_zoo.hub import check_new_output, check_replaceable, create_model, replace_dir, save_pretrained
+from glmc_zoo.labels import imagenet_labels, index_labels
+from glmc_zoo.registry import WeightSet, find_weights
 
 
 def load_weights_only(path: str | Path):
@@ -99,10 +101,8 @@ def convert_checkpoint(checkpoint: str | Path, arch: str, num_classes: int, outp
     check_state_dict(model, sd, str(checkpoint))
     model.load_state_dict(sd, strict=True)
     if model.pretrained_cfg.get("num_classes") != num_classes:
-        from glmc_zoo.labels import index_labels
 
         model.pretrained_cfg = dict(model.pretrained_cfg, num_classes=num_classes, label_names=index_labels(num_classes))
-    from glmc_zoo.registry import WeightSet, find_weights
 
     reported = {}
     if released:  # the user says this is the authors' file for `tag`: its reported numbers apply
@@ -263,8 +263,6 @@ def efficientnet_from_checkpoint(checkpoint: str | Path, arch: str | None = None
     config of that architecture: for Lite, 224 px, bicubic, crop 0.875, mean = std = 0.5, as TensorFlow's
     EfficientNet-Lite preprocessing) and ImageNet's class names."""
     import timm
-
-    from glmc_zoo.labels import imagenet_labels
 
     sd = state_dict if state_dict is not None else load_released_state_dict(checkpoint)
     if not is_efficientnet_pytorch(sd):

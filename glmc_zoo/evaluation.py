@@ -10,6 +10,8 @@ import numpy as np
 
 from glmc_zoo._meta import IMAGE_SUFFIXES
 from glmc_zoo.errors import DataError
+from glmc_zoo.images import image_file_paths
+from glmc_zoo.inference import Predictor
 from glmc_zoo.jsonfile import read_json
 
 __all__ = ["evaluate_model", "list_class_folder", "shot_groups", "summarize"]
@@ -59,8 +61,6 @@ def list_class_folder(root: Path) -> tuple[list[str], list[str], np.ndarray]:
         raise DataError(f"{root}: no class folders. Put each class's images in {root}/<class>/")
     """The class names (sorted folder names), the image files of each (recursively, hidden ones skipped) and
     their class indices."""
-    from glmc_zoo.images import image_file_paths
-
     paths, targets, empty = [], [], []
     for c, name in enumerate(classes):
         files = image_file_paths(root / name)  # recursive; hidden files and folders skipped
@@ -88,8 +88,6 @@ def evaluate_model(model_ref: str, data_root: str | Path, batch_size: int = 256,
     onnxruntime; its groups come from the training counts the export recorded). `draft`: JPEG draft
     decoding as `Predictor` does it by default (off: the full decode that training's evaluation uses).
     """
-    from glmc_zoo.inference import Predictor
-
     root = Path(data_root)
     test_dir = root / "test" if (root / "test").is_dir() else root / "val"
     if not test_dir.is_dir():

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from glmc_zoo.errors import ModelLoadError
 from glmc_zoo.images import DRAFTED
 
 
@@ -30,8 +31,6 @@ class Preprocess:
         checked for type and range before anything is allocated: a file decides neither how much memory a
         transform takes (sides are capped at `MAX_SIDE`) nor whether scores are finite (std > 0). A
         `ModelLoadError` names `where` and the field."""
-        from glmc_zoo.errors import ModelLoadError
-
         def bad(key: str, what: str) -> ModelLoadError:
             value = repr(cfg.get(key))
             return ModelLoadError(f"{where}: preprocessing field {key} is {value[:80]}, {what}; the file is damaged "

@@ -14,6 +14,7 @@ from glmc_zoo._meta import HF_ORG, NORMALIZATION, __version__
 from glmc_zoo.errors import ModelLoadError, UnknownModelError, did_you_mean
 from glmc_zoo.jsonfile import read_json
 from glmc_zoo.labels import CIFAR10_LABELS, CIFAR100_LABELS, imagenet_labels, index_labels
+from glmc_zoo.preprocess import Preprocess
 
 __all__ = ["AVAILABILITY", "CONFIG_NAME", "DEFAULT_TAGS", "METRICS_KINDS", "WEIGHTS", "WeightSet", "architectures",
            "check_config", "default_weights", "get_weights", "read_config", "weight_set_name", "weight_sets"]
@@ -157,8 +158,6 @@ class WeightSet:
         """The eval preprocessing as a callable, as torchvision's `weights.transforms()`: a PIL image -> the
         (3, S, S) float32 numpy array the model takes (`torch.from_numpy(...)[None]` for a batch of one). The
         same transform `predict`, `eval` and training's evaluation apply; it needs neither torch nor timm."""
-        from glmc_zoo.preprocess import Preprocess
-
         return Preprocess.from_config(self.cfg, where=self.name)
 
     def as_dict(self) -> dict:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from glmc_zoo.cpu import machine_text
 from glmc_zoo.errors import BundleError
 from glmc_zoo.registry import CONFIG_NAME, WeightSet, read_config, weight_set_name_problem
-from glmc_zoo.training.report import precision_text
+from glmc_zoo.training.report import precision_text, time_text
 from glmc_zoo.training.rundir import RunDir
 
 
@@ -77,8 +78,6 @@ def bundle_run(run_dir: str | Path, name: str, data: str, root: str | Path | Non
 def _time_and_machine(run: RunDir, machine: str | None) -> str:
     """The run's time and pace with the machine each epoch ran on: as its log recorded it (glmc-zoo >= 0.3);
     epochs logged without one ran on `machine`, by default this one (a run bundled where it trained)."""
-    from glmc_zoo.cpu import machine_text
-    from glmc_zoo.training.report import time_text
 
     return time_text(run.path, unrecorded=machine or machine_text())
 

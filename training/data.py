@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from glmc_zoo._meta import NORMALIZATION
-from glmc_zoo.errors import DataError
+from glmc_zoo.errors import DataError, ImageLoadError
 from glmc_zoo.evaluation import list_class_folder as _list_folder
 from glmc_zoo.evaluation import shot_groups  # noqa: F401  (re-exported)
+from glmc_zoo.images import load_image
+from glmc_zoo.preprocess import Preprocess
 from glmc_zoo.training.configs import TrainConfig
 
 CIFAR10_JPEG_SHA256 = "64197f78d86f900d545fa29e70423601f904c78fff281668a16c712dcb638c88"
@@ -124,8 +126,6 @@ def _decode_all(paths: list[str], size: int) -> np.ndarray:
     file is tried: a `DataError` lists all that fail, not only the first. One thread: these are small
     images (<= 64 px), where Python's per-file work, not decoding, is the cost (measured on 10,000
     CIFAR-10 JPEGs, 2-core AMD EPYC: 3.7 s in one thread, 5.3 s in two)."""
-    from glmc_zoo.errors import ImageLoadError
-    from glmc_zoo.images import load_image
 
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     failed = []
@@ -150,8 +150,6 @@ def unreadable_files_error(failed: list[str]) -> DataError:
 
 def _fit(im, size: int) -> np.ndarray:
     """RGB PIL image -> (size, size, 3) uint8 by the eval preprocessing's geometry at crop 1.0."""
-    from glmc_zoo.preprocess import Preprocess
-
     return np.asarray(Preprocess((3, size, size), crop_pct=1.0).resize_crop(im), dtype=np.uint8)
 
 

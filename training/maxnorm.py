@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from glmc_zoo._meta import __version__
-from glmc_zoo.errors import TrainError
+from glmc_zoo.errors import ModelLoadError, TrainError
 from glmc_zoo.registry import WeightSet
 from glmc_zoo.training.batches import Batcher, epoch_plan, eval_preprocessing
 from glmc_zoo.training.checkpoint import StopSignals, restore, resume_state, save_checkpoint
@@ -84,7 +84,6 @@ def project_rows_(weight: torch.Tensor, radius: float) -> int:
 
 
 def load_first_stage(ref: str) -> tuple[torch.nn.Module, WeightSet | None]:
-    from glmc_zoo.errors import ModelLoadError
     from glmc_zoo.hub import create_model
     from glmc_zoo.models import WEIGHTS
 

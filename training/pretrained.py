@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from glmc_zoo.errors import TrainError, did_you_mean, first_line
+from glmc_zoo.errors import CheckpointError, ModelLoadError, TrainError, did_you_mean, first_line
 from glmc_zoo.training.configs import TrainConfig, model_args_of
 from glmc_zoo.training.rundir import RunDir, resolve_init
 
@@ -110,7 +110,6 @@ def _load_file_backbone(cfg: TrainConfig) -> torch.nn.Module:
     """The timm backbone (no classifier) a checkpoint file holds, converted as `glmc-zoo convert` does it: read with
     weights_only=True, every tensor placed by name and shape."""
     from glmc_zoo.convert import efficientnet_from_checkpoint, is_efficientnet_pytorch, load_released_state_dict
-    from glmc_zoo.errors import CheckpointError
 
     path = _weights_file(cfg.init)
     try:
@@ -341,7 +340,6 @@ def _from_glmc(cfg: TrainConfig, num_classes: int, classes: list[str]) -> Init:
     import timm
 
     src_ref, _ = resolve_init(cfg.init)
-    from glmc_zoo.errors import ModelLoadError
     from glmc_zoo.hub import create_model
 
     try:
