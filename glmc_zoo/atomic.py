@@ -13,6 +13,7 @@ the previous file as it was, and nothing that is not a regular file is ever repl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -100,10 +101,26 @@ def output_target(path: str | Path) -> Path:
     return target
 
 
+_BUNDLING: list[Path] = []  # the weight-set folders `bundle` is writing right now (`bundling`)
+
+
+@contextlib.contextmanager
+def bundling(folder: str | Path):
+    """`glmc-zoo bundle` writing its weight set `folder` (its verified model.onnx included): the one place the
+    package's own weights may be written."""
+    _BUNDLING.append(Path(os.path.realpath(folder)))
+    try:
+        yield
+    finally:
+        _BUNDLING.pop()
+
+
 def check_not_package_weights(path: str | Path) -> None:
     """Refuse a path inside the package's bundled weights (they are written only by `glmc-zoo bundle`, which
     checks, exports and verifies a whole weight set): a stray file there would change what the registry reads."""
     real = Path(os.path.realpath(path))
+    if any(real == b or b in real.parents for b in _BUNDLING):
+        return
     if real == PACKAGE_WEIGHTS or PACKAGE_WEIGHTS in real.parents:
         raise OutputRefusedError(f"{path}: inside the package's own weight sets ({PACKAGE_WEIGHTS}), which only "
                                  f"`glmc-zoo bundle` writes (it exports and verifies a whole set); write elsewhere")

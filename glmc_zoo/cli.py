@@ -23,7 +23,7 @@ from typing import Annotated
 import typer
 
 from glmc_zoo._meta import __version__
-from glmc_zoo.atomic import write_text_atomic
+from glmc_zoo.atomic import bundling, write_text_atomic
 from glmc_zoo.devices import DEVICES, parse_device
 from glmc_zoo.errors import ConfigError, DataError, GLMCZooError, TrainError, VerificationFailed, did_you_mean
 
@@ -624,7 +624,8 @@ def bundle(
         from glmc_zoo.samples import sample_images
 
         try:
-            report = export_onnx(str(folder), folder / "model.onnx", verify_images=[str(p) for p in sample_images()])
+            with bundling(folder):  # the package's own weights: written by bundle alone
+                report = export_onnx(str(folder), folder / "model.onnx", verify_images=[str(p) for p in sample_images()])
         except VerificationFailed as e:
             raise VerificationFailed(f"{folder} was written without model.onnx: {e}") from e
         typer.echo(report.summary())

@@ -253,3 +253,19 @@ def test_model_args_out_of_range_are_one_line_before_anything_is_built(args, say
             "--set", "max_images_per_class=20", "--set", "imbalance_factor=1", "--set", "test_per_class_limit=2")
     assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output, r.output
     assert not (tmp_path / "r").exists()
+
+
+def test_bundle_alone_may_write_into_the_package_weights():
+    """`bundle` writes its set's verified model.onnx there (the guard first refused bundle itself)."""
+    from glmc_zoo.atomic import bundling, check_not_package_weights
+    from glmc_zoo.errors import OutputRefusedError
+
+    target = PACKAGE_WEIGHTS / "glmc_resnet32_w16.new_set"
+    with pytest.raises(OutputRefusedError):
+        check_not_package_weights(target / "model.onnx")
+    with bundling(target):
+        check_not_package_weights(target / "model.onnx")  # the set being bundled: allowed
+        with pytest.raises(OutputRefusedError):
+            check_not_package_weights(SHIPPED[0] / "model.onnx")  # another shipped set: still refused
+    with pytest.raises(OutputRefusedError):
+        check_not_package_weights(target / "model.onnx")

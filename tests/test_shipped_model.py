@@ -126,3 +126,22 @@ def test_the_python_api_names_the_closest_tags_and_gives_the_transform_as_a_call
     assert tf(img).shape == want.shape and np.abs(tf(img) - want).max() < 0.02  # timm's eval transform (resampling)
     with torch.no_grad():
         assert model(torch.from_numpy(tf(img))[None]).argmax().item() == model(torch.from_numpy(want)[None]).argmax().item()
+
+
+def test_a_weight_set_on_a_timm_backbone_builds_its_backbone_and_never_becomes_glmc_timms_default():
+    import timm
+
+    from glmc_zoo.registry import weight_sets
+
+    on_backbones = [w.name for w in weight_sets() if w.arch == "glmc_timm" and w.availability == "bundled"]
+    if not on_backbones:
+        pytest.skip("no glmc_timm weight set is shipped")
+    for name in on_backbones:
+        ws = glmc_zoo.get_weights(name)
+        model = timm.create_model(name, pretrained=True)
+        assert name in timm.list_pretrained("glmc*")
+        assert model.backbone.pretrained_cfg["architecture"] == ws.model_args["backbone"]
+        assert model.upsample_to == ws.model_args.get("upsample_to", 0)
+    fresh = timm.create_model("glmc_timm", backbone="resnet10t", num_classes=3)  # the bare architecture, as before
+    assert fresh.pretrained_cfg.get("tag") in (None, "") and fresh.upsample_to == 0
+    assert glmc_zoo.get_weights("glmc_timm").availability == "none"

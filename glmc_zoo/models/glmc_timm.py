@@ -169,8 +169,13 @@ def _create_glmc_timm(variant: str, pretrained: bool, **kwargs) -> GLMCTimm:
     return model
 
 
-#: timm's pretrained config of `glmc_timm` (an architecture record: no weights of its own)
-default_cfgs = generate_default_cfgs({"glmc_timm": WEIGHTS["glmc_timm"].cfg})
+#: timm's pretrained configs of `glmc_timm`: its architecture record first (the default: no weights of its own),
+#: then every weight set on a backbone (`glmc_timm.TAG`, whose record names its backbone)
+default_cfgs = generate_default_cfgs({k: w.cfg for k, w in WEIGHTS.items() if k.partition(".")[0] == "glmc_timm"})
+# timm makes a tag with weights the default over an architecture record without: `glmc_timm` alone must stay the
+# bare architecture (a weight set's backbone is its own, never the default of `glmc_timm(backbone=...)`)
+default_cfgs["glmc_timm"].tags.remove("")
+default_cfgs["glmc_timm"].tags.appendleft("")
 
 
 @register_glmc_model
