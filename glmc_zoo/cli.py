@@ -533,7 +533,8 @@ def eval_cmd(
     name: Annotated[str | None, typer.Argument(help="Model reference or weights folder (or -m/--model).")] = None,
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Folder with test/<class>/ (or val/).")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="The model, as an option.")] = None,
-    per_class_limit: Annotated[int, typer.Option("--per-class-limit", help="First N images per class.")] = 0,
+    per_class_limit: Annotated[int, typer.Option("--per-class-limit", min=0,
+                                                 help="First N images per class (0: all).")] = 0,
     device: DeviceOption = "auto",
     draft: Annotated[bool, typer.Option("--draft", help="Decode large JPEGs at a reduced DCT scale, as predict does "
                                                         "(faster). Off by default: eval measures with the full decode, "

@@ -269,3 +269,16 @@ def test_bundle_alone_may_write_into_the_package_weights():
             check_not_package_weights(SHIPPED[0] / "model.onnx")  # another shipped set: still refused
     with pytest.raises(OutputRefusedError):
         check_not_package_weights(target / "model.onnx")
+
+
+def test_model_args_nested_or_mistyped_and_a_negative_limit_are_one_line():
+    from glmc_zoo.errors import ConfigError
+    from glmc_zoo.training.configs import apply_overrides, get_config
+
+    cfg = get_config("cifar10_lt_if100_w16")
+    with pytest.raises(ConfigError, match="nested too deep"):
+        apply_overrides(cfg, {"model_args": "[" * 60000 + "]" * 60000})
+    with pytest.raises(ConfigError, match="backbone_args is 'x'"):
+        apply_overrides(cfg, {"model_args": '{"backbone_args": "x"}'})
+    r = run("eval", "glmc_resnet32_w16", "--data-root", EXAMPLES, "--per-class-limit", "-1")
+    assert r.exit_code == 2 and "--per-class-limit" in r.output and "Traceback" not in r.output

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 
 from glmc_zoo._meta import NORMALIZATION
 from glmc_zoo.errors import ConfigError, did_you_mean
+from glmc_zoo.jsonfile import parse_json
 
 
 @dataclass(frozen=True)
@@ -240,13 +241,16 @@ def model_args_of(cfg: TrainConfig) -> dict:
     if not cfg.model_args:
         return {}
     try:
-        args = json.loads(cfg.model_args)
-    except ValueError as e:
-        raise ConfigError(f"model_args={cfg.model_args!r}: not JSON ({e}); give an object, e.g. "
-                          f"--set 'model_args={{\"blocks_per_stage\": 9}}'") from e
+        args = parse_json(cfg.model_args, "model_args")
+    except ValueError as e:  # not JSON, too long, nested too deep
+        raise ConfigError(f"model_args={cfg.model_args[:80]!r}: {e}; give an object, e.g. "
+                          f"--set 'model_args={{\"blocks_per_stage\": 9}}'") from None
     if not isinstance(args, dict):
         raise ConfigError(f"model_args={cfg.model_args!r}: give a JSON object of keyword arguments, e.g. "
                           f"--set 'model_args={{\"drop_rate\": 0.2}}'")
+    if "backbone_args" in args and not isinstance(args["backbone_args"], dict):
+        raise ConfigError(f"model_args={cfg.model_args!r}: backbone_args is {args['backbone_args']!r}; give an object "
+                          f"of the backbone's keyword arguments, e.g. {{\"backbone_args\": {{\"drop_path_rate\": 0.1}}}}")
     if "training_heads" in args:
         raise ConfigError(f"model_args={cfg.model_args!r}: training_heads is GLMC's to set (training needs all four "
                           f"heads); remove it. training_heads=false is for models used outside `glmc-zoo train`")
