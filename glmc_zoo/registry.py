@@ -281,9 +281,9 @@ def _entry(arch_tag: str, *, num_classes: int, labels, metrics: dict | None = No
     hub = dict(hf_hub_id=f"{HF_ORG}/{arch_tag}") if weights == "published" else {}
     arch, _, tag = arch_tag.partition(".")
     weights_note = weights_note.format(arch=arch, c=num_classes, tag=tag or "TAG")
-    timm_cfg = dict(
-        num_classes=num_classes, label_names=tuple(labels), first_conv="conv1",
-        classifier=("fc_cb", "fc"), paper_ids=_PAPER, license="mit", **hub, **cfg,
+    timm_cfg = dict(  # the defaults, then what the caller gives (a shipped set's own first_conv, ...)
+        dict(num_classes=num_classes, label_names=tuple(labels), first_conv="conv1",
+             classifier=("fc_cb", "fc"), paper_ids=_PAPER, license="mit"), **hub, **cfg,
     )
     return WeightSet(arch_tag, timm_cfg, weights, weights_note, dict(metrics or {}),
                      kind if metrics else None, source if metrics else None)
@@ -318,11 +318,11 @@ def _bundled(arch_tag: str, root: Path = _BUNDLED_DIR) -> WeightSet:
         raise ModelLoadError(f"{folder} has no model.safetensors")
     saved = WeightSet.from_folder(folder)
     pre = saved.cfg
-    keys = ("input_size", "pool_size", "crop_pct", "interpolation", "mean", "std")
+    keys = ("input_size", "pool_size", "crop_pct", "interpolation", "mean", "std", "first_conv")
     entry = _entry(arch_tag, num_classes=pre["num_classes"], labels=pre["label_names"], metrics=saved.metrics,
                    source=saved.metrics_source, weights="bundled", weights_note="shipped inside the package",
                    kind=saved.metrics_kind, file=str(folder / "model.safetensors"),
-                   **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k] for k in keys})
+                   **{k: tuple(pre[k]) if isinstance(pre[k], list) else pre[k] for k in keys if k in pre})
     return replace(entry, class_counts=saved.class_counts, recipe=saved.recipe, trained_by=saved.trained_by,
                    per_class=saved.per_class, plain_head=saved.plain_head, provenance=saved.provenance,
                    model_args=saved.model_args)

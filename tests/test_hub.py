@@ -120,7 +120,7 @@ def test_folders_written_by_earlier_releases_are_read(tmp_path):
     ([1, 2], '"glmc" is a list, not an object'),
     (dict(metrics="high", metrics_kind="measured"), "glmc.metrics is 'high', not an object of finite numbers"),
     (dict(metrics=dict(top1=True), metrics_kind="measured"), "not an object of finite numbers"),
-    (dict(metrics=dict(top1=float("inf")), metrics_kind="measured"), "not an object of finite numbers"),
+    (dict(metrics=dict(top1=float("inf")), metrics_kind="measured"), "Infinity is not a JSON number"),  # read as JSON
     (dict(metrics=dict(top1=50.0)), "glmc.metrics without glmc.metrics_kind"),
     (dict(metrics=dict(top1=50.0), metrics_kind="guessed"), "glmc.metrics_kind is 'guessed', not one of"),
     (dict(class_counts=[5, -1]), "glmc.class_counts is [5, -1], not a list of image counts"),

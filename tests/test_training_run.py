@@ -70,10 +70,11 @@ def test_real_data_run_learns(tmp_path, small_lt, cifar_root):
     assert len(rows) == 2 and f"| {metrics['top1']:.2f} | {metrics['top5']:.2f} |" in rows[1]
     assert f"| cat | {small_lt.class_counts[3]} | " in report and "fc_cb at the final epoch" in report
 
+    from glmc_zoo.registry import WeightSet  # a record carries the architecture's arguments (the depth-8 network)
     from glmc_zoo.training.bundle import bundle_run
 
-    with pytest.raises(ValueError, match="blocks_per_stage"):  # the registry's records carry no architecture arguments
-        bundle_run(out, "glmc_resnet32_w16.smoke", data="CIFAR-10 JPEG subset", root=tmp_path / "bundled")
+    shipped = bundle_run(out, "glmc_resnet32_w16.smoke", data="CIFAR-10 JPEG subset", root=tmp_path / "bundled")
+    assert WeightSet.from_folder(shipped).model_args.get("blocks_per_stage") == 1
 
 
 @pytest.mark.slow

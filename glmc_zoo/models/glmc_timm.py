@@ -166,6 +166,11 @@ def _create_glmc_timm(variant: str, pretrained: bool, **kwargs) -> GLMCTimm:
         bcfg = inner.backbone.pretrained_cfg if isinstance(inner, GLMCTimm) else {}
         model.pretrained_cfg = dict(model.pretrained_cfg, **{k: bcfg[k] for k in keep if k in bcfg},
                                     first_conv=f"backbone.{bcfg.get('first_conv', 'conv1')}")
+    if isinstance(getattr(model, "_traits", None), dict) and isinstance(getattr(model, "backbone", None), nn.Module):
+        # timm fixed the model's first_conv trait from the cfg it was built with (the architecture record's, or a
+        # folder's): it is the backbone's stem, whatever the backbone; timm saves the trait into config.json
+        model._traits["first_conv"] = f"backbone.{model.backbone.pretrained_cfg.get('first_conv', 'conv1')}"
+        model.pretrained_cfg = dict(model.pretrained_cfg, first_conv=model._traits["first_conv"])
     return model
 
 
