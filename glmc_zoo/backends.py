@@ -4,7 +4,6 @@ and carries the model's `preprocess` and `labels`."""
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 from glmc_zoo.devices import parse_device
 from glmc_zoo.errors import InferenceError, ModelLoadError
+from glmc_zoo.jsonfile import parse_json
 from glmc_zoo.preprocess import Preprocess
 
 
@@ -166,19 +166,13 @@ class TorchBackend:
             return self.model(self._torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
 
-#: The most a `.onnx` file's glmc-zoo metadata may hold (characters) and nest: JSON parsing is bounded by both.
-MAX_METADATA = 5_000_000
-
-
 def _read_metadata(text: str, path: Path) -> dict:
-    """The `glmc_zoo` metadata of an export, parsed within bounds (size, nesting), as an object."""
-    if len(text) > MAX_METADATA:
-        raise InferenceError(f"{path}: metadata glmc_zoo is {len(text):,} characters (at most {MAX_METADATA:,}); "
-                             f"the file is damaged or not a glmc-zoo export: re-export it")
+    """The `glmc_zoo` metadata of an export, parsed by the one bounded JSON reader (size, nesting, NaN), as an
+    object with a `preprocess` object."""
     try:
-        info = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise InferenceError(f"{path}: metadata glmc_zoo is not JSON ({str(e)[:80]}); re-export the file") from None
+        info = parse_json(text, f"{path}: metadata glmc_zoo")
+    except ValueError as e:
+        raise InferenceError(f"{e}; re-export the file with `glmc-zoo export`") from None
     if not isinstance(info, dict) or not isinstance(info.get("preprocess"), dict):
         raise InferenceError(f"{path}: metadata glmc_zoo has no preprocess object; re-export the file with "
                              f"`glmc-zoo export`")

@@ -16,7 +16,7 @@ import torch
 from glmc_zoo.errors import CheckpointError, ModelLoadError, did_you_mean, error_text
 from glmc_zoo.hub import check_new_output, check_replaceable, create_model, replace_dir, save_pretrained
 from glmc_zoo.labels import imagenet_labels, index_labels
-from glmc_zoo.registry import WeightSet, find_weights
+from glmc_zoo.registry import WeightSet, find_weights, read_config
 
 
 def load_weights_only(path: str | Path):
@@ -229,7 +229,7 @@ def convert_file(checkpoint: str | Path, output: str | Path, arch: str | None = 
     sd = load_released_state_dict(checkpoint)
     if is_efficientnet_pytorch(sd) or (arch or "").startswith("tf_efficientnet"):
         out = convert_efficientnet(checkpoint, output, arch, state_dict=sd)
-        return out, f"a timm {read_architecture(out)} folder with the checkpoint's weights"
+        return out, f"a timm {read_config(out)['architecture']} folder with the checkpoint's weights"
     if not arch or not num_classes:
         raise CheckpointError(f"{checkpoint}: converting a GLMC checkpoint needs --arch (e.g. glmc_resnet32) and "
                               f"--num-classes (an EfficientNet-PyTorch checkpoint is recognised by its tensor names)")
@@ -237,12 +237,6 @@ def convert_file(checkpoint: str | Path, output: str | Path, arch: str | None = 
         raise CheckpointError("--released needs --tag: which released run the file is (e.g. cifar100_lt_if100)")
     out = convert_checkpoint(checkpoint, arch, num_classes, output, tag=tag, released=released, state_dict=sd)
     return out, "a GLMC weights folder"
-
-
-def read_architecture(folder: Path) -> str:
-    import json
-
-    return str(json.loads((Path(folder) / "config.json").read_text()).get("architecture"))
 
 
 def convert_efficientnet(checkpoint: str | Path, output: str | Path, arch: str | None = None,
